@@ -1,0 +1,94 @@
+package hub
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config configures a Hub. The zero value is valid: every field's comment
+// states the default that New fills in.
+type Config struct {
+	// Name identifies the hub in INFO. Default: the host name.
+	Name string
+	// MaxPayload is the largest message (headers plus body) a client may
+	// publish. Default 1 MiB; at most 64 MiB.
+	MaxPayload int
+	// MaxControlLine is the longest protocol line accepted. Default 4096.
+	MaxControlLine int
+	// MaxPending bounds the bytes queued for one connection before it is
+	// disconnected as a slow consumer. Default 64 MiB.
+	MaxPending int
+	// WriteDeadline is how long a write to a connection may block before it
+	// is disconnected as a slow consumer. Default 10s.
+	WriteDeadline time.Duration
+	// PingInterval is how often the hub pings an otherwise quiet client.
+	// Default 2m.
+	PingInterval time.Duration
+	// MaxPingsOut is how many unanswered pings close a connection as stale.
+	// Default 2.
+	MaxPingsOut int
+	// MaxConnections limits concurrent connections; 0 means 65536.
+	MaxConnections int
+	// MaxSubscriptions limits subscriptions per connection; 0 means no limit.
+	MaxSubscriptions int
+	// Logger receives the hub's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+const maxMaxPayload = 64 << 20
+
+// withDefaults returns c with zero fields set to their defaults, or an error
+// naming the first invalid field.
+func (c Config) withDefaults() (Config, error) {
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+		if c.Name == "" {
+			c.Name = "switchboard"
+		}
+	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.MaxControlLine == 0 {
+		c.MaxControlLine = 4096
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 64 << 20
+	}
+	if c.WriteDeadline == 0 {
+		c.WriteDeadline = 10 * time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 2 * time.Minute
+	}
+	if c.MaxPingsOut == 0 {
+		c.MaxPingsOut = 2
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 65536
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.MaxPayload < 0 || c.MaxPayload > maxMaxPayload:
+		return c, fmt.Errorf("max_payload: %d out of range 1..%d", c.MaxPayload, maxMaxPayload)
+	case c.MaxControlLine < 256 || c.MaxControlLine > 1<<20:
+		return c, fmt.Errorf("max_control_line: %d out of range 256..1048576", c.MaxControlLine)
+	case c.MaxPending < 0 || c.MaxPending < c.MaxPayload:
+		return c, fmt.Errorf("max_pending: %d must be at least max_payload (%d)", c.MaxPending, c.MaxPayload)
+	case c.WriteDeadline < 0:
+		return c, fmt.Errorf("write_deadline: %v must be positive", c.WriteDeadline)
+	case c.PingInterval < 0:
+		return c, fmt.Errorf("ping_interval: %v must be positive", c.PingInterval)
+	case c.MaxPingsOut < 0:
+		return c, fmt.Errorf("max_pings_out: %d must be positive", c.MaxPingsOut)
+	case c.MaxConnections < 0:
+		return c, fmt.Errorf("max_connections: %d must be positive", c.MaxConnections)
+	case c.MaxSubscriptions < 0:
+		return c, fmt.Errorf("max_subscriptions: %d must not be negative", c.MaxSubscriptions)
+	}
+	return c, nil
+}

@@ -1,0 +1,238 @@
+package hub
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"switchboard/internal/protocol"
+)
+
+// maxSpare is the largest write buffer kept for reuse after a write; larger
+// ones are released so a burst does not pin memory on an idle connection.
+const maxSpare = 64 << 10
+
+// enqueue appends frame to the outbound buffer. The caller arranges the
+// flush (pcd on the reader goroutine, or flushInline).
+func (c *client) enqueue(frame []byte) {
+	c.mu.Lock()
+	if !c.closing {
+		c.out = append(c.out, frame...)
+	}
+	c.mu.Unlock()
+}
+
+func (c *client) enqueueString(frame string) {
+	c.mu.Lock()
+	if !c.closing {
+		c.out = append(c.out, frame...)
+	}
+	c.mu.Unlock()
+}
+
+// flushTouched flushes every connection the current read delivered to.
+func (c *client) flushTouched() {
+	for d := range c.pcd {
+		d.flushInline()
+		delete(c.pcd, d)
+	}
+}
+
+// flushInline writes the pending frames with one non-blocking write from the
+// calling goroutine, saving a goroutine hand-off on the latency path. What
+// the socket does not take at once is left to a writer goroutine.
+func (c *client) flushInline() {
+	c.mu.Lock()
+	if c.writing || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.out) == 0 {
+		c.closeIfDoneLocked()
+		return
+	}
+	if c.rc == nil {
+		c.startWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	buf := c.out
+	c.out, c.spare, c.head = c.spare[:0], nil, 0
+	c.mu.Unlock()
+
+	n, err := tryWrite(c.rc, buf)
+	c.h.stats.outBytes.Add(uint64(n))
+
+	c.mu.Lock()
+	if err != nil {
+		c.writing = false
+		c.mu.Unlock()
+		c.closeNow(err)
+		return
+	}
+	if n == len(buf) {
+		if cap(buf) <= maxSpare {
+			c.spare = buf[:0]
+		}
+		c.writing = false
+		if len(c.out) == 0 {
+			c.closeIfDoneLocked()
+			return
+		}
+	} else {
+		// Keep the unwritten rest in front of what arrived meanwhile.
+		rest := buf[n:]
+		c.head = len(rest)
+		c.out = append(rest, c.out...)
+		c.writing = false
+	}
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
+// startWriterLocked starts the writer goroutine unless one is running.
+func (c *client) startWriterLocked() {
+	if c.writing || c.closed {
+		return
+	}
+	c.writing = true
+	c.wg.Add(1)
+	go c.writeLoop()
+}
+
+// closeIfDoneLocked closes the connection if it is closing and nothing is
+// left to write. It unlocks c.mu.
+func (c *client) closeIfDoneLocked() {
+	done := c.closing && !c.closed && !c.writing && len(c.out) == 0
+	if done {
+		c.closed = true
+	}
+	c.mu.Unlock()
+	if done {
+		c.nc.Close()
+	}
+}
+
+// writeLoop writes pending frames until none are left, then exits.
+func (c *client) writeLoop() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closed || len(c.out) == 0 {
+			c.writing = false
+			c.closeIfDoneLocked()
+			return
+		}
+		buf := c.out
+		c.out, c.spare, c.head = c.spare[:0], nil, 0
+		deadline := c.h.cfg.WriteDeadline
+		if c.closing {
+			deadline = min(deadline, time.Second)
+		}
+		c.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(deadline))
+		n, err := c.nc.Write(buf)
+		c.h.stats.outBytes.Add(uint64(n))
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				c.h.stats.slowConsumers.Add(1)
+				c.log.Warn("slow consumer: write stalled", "deadline", deadline, "pending", len(buf)-n)
+				err = errSlowConsumer
+			}
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.closeNow(err)
+			return
+		}
+		c.mu.Lock()
+		if cap(buf) <= maxSpare {
+			c.spare = buf[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+// slowLocked disconnects a consumer whose pending bytes passed MaxPending:
+// queued frames are dropped (except the rest of a frame already partly
+// written), -ERR 'Slow Consumer' is queued and the connection closes once
+// that is written. Called with c.mu held.
+func (c *client) slowLocked() {
+	c.h.stats.slowConsumers.Add(1)
+	c.log.Warn("slow consumer: pending bytes exceeded", "pending", len(c.out), "max_pending", c.h.cfg.MaxPending)
+	c.closing = true
+	// A write in flight finishes under the normal WriteDeadline and -ERR
+	// follows it; a peer that reads nothing at all is closed when that
+	// deadline passes, without the -ERR it would never read.
+	c.out = protocol.AppendErr(c.out[:c.head], "Slow Consumer")
+	if cap(c.out) > maxSpare {
+		c.out = append([]byte(nil), c.out...)
+	}
+}
+
+// sendErrAndClose queues -ERR msg and closes the connection once it is
+// written; later deliveries are dropped.
+func (c *client) sendErrAndClose(msg string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.out = protocol.AppendErr(c.out, msg)
+	c.mu.Unlock()
+	c.flushInline()
+}
+
+// closeAfterFlush stops deliveries and closes the connection once what is
+// pending has been written (graceful shutdown).
+func (c *client) closeAfterFlush() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.flushInline()
+}
+
+// closeNow closes the connection at once, dropping what is pending.
+func (c *client) closeNow(reason error) {
+	c.mu.Lock()
+	c.closing = true
+	already := c.closed
+	c.closed = true
+	c.out = nil
+	c.mu.Unlock()
+	if !already {
+		c.nc.Close()
+		if reason != nil && !errors.Is(reason, errShutdown) {
+			c.log.Debug("closing", "reason", reason)
+		}
+	}
+}
+
+// tryWrite makes one non-blocking write of b to the socket.
+func tryWrite(rc syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	if n < 0 {
+		n = 0
+	}
+	if werr == syscall.EAGAIN {
+		werr = nil
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, werr
+}

@@ -1,0 +1,102 @@
+package hub
+
+import (
+	"math/rand/v2"
+
+	"switchboard/internal/protocol"
+)
+
+// noRespondersHeader is the header block of a "no responders" status reply.
+var noRespondersHeader = []byte("NATS/1.0 503\r\n\r\n")
+
+// route delivers one published message to every matching subscription: each
+// plain subscriber, and one member of each queue group. It runs on the
+// publisher's reader goroutine; deliveries are flushed when the read ends.
+func (c *client) route(subj, reply []byte, hdrLen int, payload []byte) {
+	r := c.h.subs.Match(subj)
+	n := 0
+	for _, s := range r.Plain {
+		if c.deliver(s, subj, reply, hdrLen, payload) {
+			n++
+		}
+	}
+	for _, g := range r.Groups {
+		if len(g) == 0 {
+			continue
+		}
+		// Start at a random member; skip members that cannot take it.
+		start := rand.IntN(len(g))
+		for i := range g {
+			if c.deliver(g[(start+i)%len(g)], subj, reply, hdrLen, payload) {
+				n++
+				break
+			}
+		}
+	}
+	if n == 0 && reply != nil && c.opts.NoResponders && c.opts.Headers {
+		c.noResponders(reply)
+	}
+}
+
+// deliver queues the message for s. It reports false when s did not take
+// it: the publisher's own subscription without echo, a closing connection,
+// or an exhausted auto-unsubscribe.
+func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payload []byte) bool {
+	d := s.c
+	if d == c && !c.echo {
+		return false
+	}
+	d.mu.Lock()
+	if d.closing || (s.max > 0 && s.delivered >= s.max) {
+		d.mu.Unlock()
+		return false
+	}
+	s.delivered++
+	last := s.max > 0 && s.delivered == s.max
+	if hdrLen > 0 && !d.headers {
+		d.out = protocol.AppendMsg(d.out, subj, s.sid, reply, payload[hdrLen:])
+	} else if hdrLen > 0 {
+		d.out = protocol.AppendHMsg(d.out, subj, s.sid, reply, hdrLen, payload)
+	} else {
+		d.out = protocol.AppendMsg(d.out, subj, s.sid, reply, payload)
+	}
+	if len(d.out) > d.h.cfg.MaxPending {
+		d.slowLocked()
+	}
+	if last && d.subs != nil {
+		delete(d.subs, string(s.sid))
+	}
+	d.mu.Unlock()
+	if last {
+		c.h.subs.Remove(s.subject, s.queue, s)
+	}
+	c.h.stats.outMsgs.Add(1)
+	c.pcd[d] = struct{}{}
+	return true
+}
+
+// noResponders tells a requester at once that nobody is subscribed: a
+// header-only message with status 503 on the reply subject, to the
+// requester's own subscriptions only, as NATS clients expect.
+func (c *client) noResponders(reply []byte) {
+	r := c.h.subs.Match(reply)
+	send := func(s *subscription) {
+		if s.c != c {
+			return
+		}
+		c.mu.Lock()
+		if !c.closing {
+			c.out = protocol.AppendHMsg(c.out, reply, s.sid, nil, len(noRespondersHeader), noRespondersHeader)
+		}
+		c.mu.Unlock()
+		c.pcd[c] = struct{}{}
+	}
+	for _, s := range r.Plain {
+		send(s)
+	}
+	for _, g := range r.Groups {
+		for _, s := range g {
+			send(s)
+		}
+	}
+}
