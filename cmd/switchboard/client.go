@@ -65,7 +65,7 @@ func newPub() *cobra.Command {
 				return nc.Flush(ctx)
 			}
 			sc := bufio.NewScanner(cmd.InOrStdin())
-			sc.Buffer(make([]byte, 64<<10), nc.MaxPayload()+1)
+			sc.Buffer(make([]byte, 64<<10), int(nc.MaxPayload())+1)
 			for sc.Scan() {
 				if err := nc.Publish(subj, bytes.Clone(sc.Bytes())); err != nil {
 					return err

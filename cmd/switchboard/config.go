@@ -40,6 +40,9 @@ func loadConfigFile(path string) (*fileConfig, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
+			if pe.LastKey != "" {
+				return nil, fmt.Errorf("config %s: line %d: %s: %s", path, pe.Position.Line, pe.LastKey, pe.Message)
+			}
 			return nil, fmt.Errorf("config %s: line %d: %s", path, pe.Position.Line, pe.Message)
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
