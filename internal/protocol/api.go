@@ -1,6 +1,3 @@
-// Package protocol implements the NATS client protocol as a codec over
-// bytes: a resumable parser that accepts frames split at any byte, and
-// append-style encoders. It knows nothing about sockets or goroutines.
 package protocol
 
 // Op identifies a protocol operation.
