@@ -19,6 +19,8 @@ import (
 const (
 	minReadBuf = 512
 	maxReadBuf = 64 << 10
+	// unixSockBuf is the socket buffer size asked for on unix connections.
+	unixSockBuf = 2 << 20
 )
 
 var (
@@ -83,6 +85,13 @@ func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 		pcd:    make(map[*client]struct{}),
 		subs:   make(map[string]*subscription),
 		echo:   true,
+	}
+	if uc, ok := nc.(*net.UnixConn); ok {
+		// Unix sockets do not autotune their buffers as TCP does; the
+		// default (~200 KiB) limits streaming throughput. The kernel caps
+		// this at net.core.wmem_max / rmem_max.
+		uc.SetWriteBuffer(unixSockBuf)
+		uc.SetReadBuffer(unixSockBuf)
 	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
