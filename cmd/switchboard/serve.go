@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -67,6 +68,8 @@ flushes what is pending and exits 0.`,
 	f.Duration("ping-interval", 2*time.Minute, "how often quiet clients are pinged")
 	f.String("log-format", "text", "log format: text or json")
 	f.String("log-level", "info", "log level: debug, info, warn or error")
+	f.String("cpuprofile", "", "write a CPU profile of the hub to this file until it stops")
+	f.MarkHidden("cpuprofile")
 	return cmd
 }
 
@@ -246,6 +249,15 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		log.Info("listening", "transport", "tcp", "addr", l.Addr().String())
 	}
 
+	if path, _ := cmd.Flags().GetString("cpuprofile"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		defer stopProfile()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	served := make(chan error, 1)
@@ -266,4 +278,18 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
