@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -270,4 +271,35 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("New(%+v) accepted an invalid config", cfg)
 		}
 	}
+}
+
+// TestIdleAfterBackloggedWrite: a connection whose socket once filled up
+// (so the writer goroutine took over, with a write deadline) must still get
+// messages after idling longer than that deadline.
+func TestIdleAfterBackloggedWrite(t *testing.T) {
+	forEachTransport(t, Config{WriteDeadline: 200 * time.Millisecond, MaxPayload: 1024}, func(t *testing.T, th *testHub, tr transport) {
+		sub := dialRaw(t, tr)
+		sub.send("CONNECT {}\r\nSUB x 1\r\nPING\r\n")
+		sub.expect("PONG")
+		pub := dialRaw(t, tr)
+		pub.send("CONNECT {}\r\n")
+		const n = 16384
+		frame := "PUB x 1024\r\n" + strings.Repeat("y", 1024) + "\r\n"
+		go pub.nc.Write([]byte(strings.Repeat(frame, n) + "PING\r\n"))
+		time.Sleep(100 * time.Millisecond) // not reading: the socket fills
+		want := []byte("MSG x 1 1024\r\n" + strings.Repeat("y", 1024) + "\r\n")
+		got := make([]byte, len(want))
+		for i := range n {
+			sub.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(sub.r, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("message %d: %v %q", i, err, got[:min(len(got), 40)])
+			}
+		}
+		pub.expect("PONG")
+		time.Sleep(400 * time.Millisecond) // idle past the write deadline
+		pub.send("PUB x 5\r\nhello\r\nPING\r\n")
+		pub.expect("PONG")
+		sub.expect("MSG x 1 5")
+		sub.expect("hello")
+	})
 }

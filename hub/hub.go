@@ -253,3 +253,6 @@ func remoteAddr(nc net.Conn) string {
 	}
 	return nc.LocalAddr().Network()
 }
+
+// Config returns the hub's effective configuration, defaults filled in.
+func (h *Hub) Config() Config { return h.cfg }

@@ -141,6 +141,9 @@ func (c *client) writeLoop() {
 
 		c.nc.SetWriteDeadline(time.Now().Add(deadline))
 		n, err := c.nc.Write(buf)
+		// Clear the deadline: a stale one would fail the next inline write
+		// (RawConn.Write honours it) long after this write succeeded.
+		c.nc.SetWriteDeadline(time.Time{})
 		c.h.stats.outBytes.Add(uint64(n))
 		if err != nil {
 			var ne net.Error

@@ -262,7 +262,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- h.Serve(context.Background(), ls...) }()
-	log.Info("hub ready", "version", hub.Version, "max_payload", s.hub.MaxPayload)
+	eff := h.Config()
+	log.Info("hub ready", "version", hub.Version, "max_payload", eff.MaxPayload, "max_pending", eff.MaxPending, "max_connections", eff.MaxConnections)
 
 	select {
 	case err := <-served:
