@@ -1,0 +1,215 @@
+package switchboard_test
+
+// The examples that talk to a hub assume one is running at the default
+// URL ($SWITCHBOARD_URL, or the default unix socket; start one with
+// `switchboard serve`). They have no Output comment, so `go test` only
+// compiles them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"switchboard"
+)
+
+// Example connects to the hub, serves a subject and calls it. Like the
+// other examples that talk to a hub, it assumes one is running at the
+// default URL, so it is compiled but not run by go test.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	// "" means $SWITCHBOARD_URL or the hub's default unix socket.
+	nc, err := switchboard.Connect(ctx, "", &switchboard.Options{Name: "example"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	// A service...
+	nc.Subscribe("greet.*", func(m *switchboard.Msg) {
+		m.Respond([]byte("hello, " + m.Subject[len("greet."):]))
+	})
+	// ...and a client.
+	reply, err := nc.Request(ctx, "greet.joe", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(reply.Data))
+
+	// Let in-flight messages finish, then close.
+	nc.Drain(ctx)
+}
+
+// ExampleConnect connects with handlers for connection events. It assumes
+// a running hub.
+func ExampleConnect() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "unix:///run/user/1000/switchboard.sock", &switchboard.Options{
+		Name: "worker-7",
+		ErrorHandler: func(_ *switchboard.Conn, sub *switchboard.Subscription, err error) {
+			log.Printf("switchboard: %v", err)
+		},
+		DisconnectHandler: func(_ *switchboard.Conn, err error) { log.Printf("disconnected: %v", err) },
+		ReconnectHandler:  func(nc *switchboard.Conn) { log.Printf("reconnected to %s", nc.ConnectedURL()) },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Println("connected:", nc.IsConnected(), "max payload:", nc.MaxPayload())
+}
+
+// ExampleConn_Subscribe subscribes with a wildcard and publishes to it. It
+// assumes a running hub.
+func ExampleConn_Subscribe() {
+	ctx := context.Background()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	sub, err := nc.Subscribe("sensors.>", func(m *switchboard.Msg) {
+		fmt.Printf("%s: %s\n", m.Subject, m.Data)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc.Flush(ctx) // the hub has the subscription now
+
+	nc.Publish("sensors.kitchen.temp", []byte("21.5"))
+	nc.Flush(ctx)
+	sub.Drain(ctx) // deliver what arrived, then stop
+}
+
+// ExampleConn_Publish publishes with and without headers. It assumes a
+// running hub.
+func ExampleConn_Publish() {
+	nc, err := switchboard.Connect(context.Background(), "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	h := switchboard.Header{}
+	h.Set("Content-Type", "application/json")
+	nc.PublishMsg(&switchboard.Msg{Subject: "orders.new", Header: h, Data: []byte(`{"id":1}`)})
+	nc.Publish("orders.count", []byte("1"))
+}
+
+// ExampleConn_Request shows request/reply and the errors worth telling
+// apart. It assumes a running hub.
+func ExampleConn_Request() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	// The responder: any process on the hub.
+	nc.Subscribe("db.query", func(m *switchboard.Msg) {
+		m.Respond([]byte("42 rows"))
+	})
+
+	reply, err := nc.Request(ctx, "db.query", []byte("SELECT ..."))
+	switch {
+	case errors.Is(err, switchboard.ErrNoResponders):
+		fmt.Println("no database running")
+	case errors.Is(err, switchboard.ErrTimeout):
+		fmt.Println("database too slow")
+	case err != nil:
+		log.Fatal(err)
+	default:
+		fmt.Println(string(reply.Data))
+	}
+}
+
+// ExampleConn_QueueSubscribe spreads work over a queue group. It assumes a
+// running hub.
+func ExampleConn_QueueSubscribe() {
+	nc, err := switchboard.Connect(context.Background(), "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	// Start this in several processes: each job goes to one of them.
+	nc.QueueSubscribe("jobs.backup", "backup-workers", func(m *switchboard.Msg) {
+		fmt.Printf("backing up %s\n", m.Data)
+		m.Respond([]byte("done"))
+	})
+	select {} // serve forever
+}
+
+// ExampleConn_ChanSubscribe receives on a channel. It assumes a running
+// hub.
+func ExampleConn_ChanSubscribe() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	ch := make(chan *switchboard.Msg, 256) // full channel = dropped messages
+	sub, err := nc.ChanSubscribe("events.>", ch)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case m := <-ch:
+			fmt.Printf("%s: %s\n", m.Subject, m.Data)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ExampleSubscription_NextMsg waits for one message. It assumes a running
+// hub.
+func ExampleSubscription_NextMsg() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	sub, _ := nc.SubscribeSync("updates")
+	m, err := sub.NextMsg(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(m.Data))
+}
+
+func ExampleParseURL() {
+	for _, u := range []string{"unix:///run/switchboard.sock", "nats://localhost", "10.0.0.5:4222"} {
+		network, addr, err := switchboard.ParseURL(u)
+		fmt.Println(network, addr, err)
+	}
+	// Output:
+	// unix /run/switchboard.sock <nil>
+	// tcp localhost:4222 <nil>
+	// tcp 10.0.0.5:4222 <nil>
+}
+
+func ExampleHeader() {
+	h := switchboard.Header{}
+	h.Set("Trace-Id", "abc")
+	h.Add("Tag", "a")
+	h.Add("Tag", "b")
+	fmt.Println(h.Get("Trace-Id"), h.Values("Tag"), h.Get("trace-id") == "")
+	// Output: abc [a b] true
+}

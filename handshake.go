@@ -1,0 +1,165 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"switchboard/internal/protocol"
+)
+
+// clientVersion is sent in CONNECT.
+const clientVersion = "0.1.0"
+
+// session is a connection that completed the handshake.
+type session struct {
+	nc   net.Conn
+	p    *protocol.Parser // may hold a partial frame that followed the PONG
+	info *protocol.Info
+	errs []string // -ERR texts that arrived after the PONG, in the same read
+}
+
+// dial connects to the hub and runs the handshake: read INFO, send CONNECT
+// and PING, wait for PONG (or -ERR).
+func (c *Conn) dial(ctx context.Context) (*session, error) {
+	d := net.Dialer{Timeout: c.opts.DialTimeout}
+	nc, err := d.DialContext(ctx, c.network, c.addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.handshake(ctx, nc)
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// lateErrors hands -ERRs that followed the PONG to the normal handling.
+// Called before the reader reads from s.
+func (c *Conn) lateErrors(s *session) {
+	for _, e := range s.errs {
+		c.processErr(e)
+	}
+}
+
+func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
+	deadline := time.Now().Add(c.opts.DialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	p := protocol.NewParser(protocol.ClientSide, protocol.Limits{})
+	var (
+		info      *protocol.Info
+		sent      bool // CONNECT and PING written
+		gotPong   bool
+		needPong  int // server PINGs to answer
+		serverErr error
+		frameErr  error
+		late      []string
+	)
+	fn := func(f *protocol.Frame) error {
+		switch f.Op {
+		case protocol.OpInfo:
+			i, err := protocol.DecodeInfo(f.Payload)
+			if err != nil {
+				frameErr = err
+				return nil
+			}
+			info = i
+		case protocol.OpPing:
+			needPong++
+		case protocol.OpPong:
+			if sent {
+				gotPong = true
+			}
+		case protocol.OpErr:
+			if gotPong {
+				late = append(late, string(f.Payload))
+			} else if serverErr == nil {
+				serverErr = &ServerError{Msg: string(f.Payload)}
+			}
+		case protocol.OpMsg, protocol.OpHMsg:
+			if info == nil {
+				frameErr = errors.New("protocol: message before INFO")
+			}
+		}
+		return nil
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, rerr := nc.Read(buf)
+		if n > 0 {
+			if err := p.Parse(buf[:n], fn); err != nil {
+				return nil, err
+			}
+		}
+		if serverErr != nil {
+			return nil, serverErr
+		}
+		if frameErr != nil {
+			return nil, frameErr
+		}
+		var w []byte
+		if info != nil && !sent {
+			p.SetMaxPayload(int(info.MaxPayload))
+			w = protocol.AppendConnect(w, c.connectBody())
+			w = append(w, protocol.Ping...)
+			sent = true
+		}
+		for ; needPong > 0; needPong-- {
+			w = append(w, protocol.Pong...)
+		}
+		if len(w) > 0 {
+			if _, err := nc.Write(w); err != nil {
+				return nil, c.handshakeErr(ctx, err)
+			}
+		}
+		if gotPong {
+			break
+		}
+		if rerr != nil {
+			return nil, c.handshakeErr(ctx, rerr)
+		}
+	}
+	if err := nc.SetDeadline(time.Time{}); err != nil {
+		return nil, err
+	}
+	return &session{nc: nc, p: p, info: info, errs: late}, nil
+}
+
+// handshakeErr reports ctx's error rather than the deadline it caused.
+func (c *Conn) handshakeErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return context.DeadlineExceeded // the ctx timer has not fired yet
+		}
+		return fmt.Errorf("handshake: hub did not answer within %v: %w", c.opts.DialTimeout, err)
+	}
+	return fmt.Errorf("handshake: %w", err)
+}
+
+func (c *Conn) connectBody() *protocol.Connect {
+	return &protocol.Connect{
+		AuthToken:    c.opts.Token,
+		User:         c.opts.User,
+		Pass:         c.opts.Password,
+		Name:         c.opts.Name,
+		Lang:         "go",
+		Version:      clientVersion,
+		Protocol:     1,
+		Echo:         !c.opts.NoEcho,
+		Headers:      true,
+		NoResponders: true,
+	}
+}

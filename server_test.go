@@ -1,0 +1,323 @@
+package switchboard_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/goleak"
+
+	"switchboard"
+)
+
+// The tests run against a real nats-server embedded in the test process
+// (the hub speaks the same protocol; swap startServer to run them against
+// it). Everything below is test plumbing: the server, and a unix-socket
+// byte proxy in front of its TCP port that can cut or freeze connections.
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testServer is an embedded nats-server that can be restarted on the same
+// port.
+type testServer struct {
+	t    testing.TB
+	opts server.Options
+	mu   sync.Mutex
+	srv  *server.Server
+}
+
+// startServer starts a nats-server on a free port; mod may adjust its
+// options (auth, permissions, max payload). It is shut down at cleanup.
+func startServer(t testing.TB, mod ...func(*server.Options)) *testServer {
+	t.Helper()
+	ts := &testServer{t: t, opts: server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}}
+	for _, f := range mod {
+		f(&ts.opts)
+	}
+	ts.start()
+	// Later restarts reuse the port.
+	ts.opts.Port = ts.srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(ts.Shutdown)
+	return ts
+}
+
+func (ts *testServer) start() {
+	ts.t.Helper()
+	o := ts.opts // nats-server modifies its options
+	s, err := server.NewServer(&o)
+	if err != nil {
+		ts.t.Fatalf("nats-server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(5 * time.Second) {
+		ts.t.Fatal("nats-server not ready")
+	}
+	ts.mu.Lock()
+	ts.srv = s
+	ts.mu.Unlock()
+}
+
+// URL returns the server's client URL (nats://127.0.0.1:port).
+func (ts *testServer) URL() string {
+	return fmt.Sprintf("nats://127.0.0.1:%d", ts.opts.Port)
+}
+
+// Addr returns host:port.
+func (ts *testServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", ts.opts.Port) }
+
+// Shutdown stops the server (idempotent).
+func (ts *testServer) Shutdown() {
+	ts.mu.Lock()
+	s := ts.srv
+	ts.srv = nil
+	ts.mu.Unlock()
+	if s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+// Restart starts a fresh server on the same port (after Shutdown).
+func (ts *testServer) Restart() {
+	ts.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o := ts.opts
+		s, err := server.NewServer(&o)
+		if err != nil {
+			ts.t.Fatalf("nats-server: %v", err)
+		}
+		go s.Start()
+		if s.ReadyForConnections(2 * time.Second) {
+			ts.mu.Lock()
+			ts.srv = s
+			ts.mu.Unlock()
+			return
+		}
+		s.Shutdown()
+		s.WaitForShutdown()
+		if time.Now().After(deadline) {
+			ts.t.Fatal("nats-server did not restart on its port")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// unixProxy listens on a unix socket and copies bytes to and from a TCP
+// address, so that tests can use unix:// URLs, cut connections, refuse new
+// ones and stall either direction.
+type unixProxy struct {
+	t      testing.TB
+	path   string
+	target string
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	ln       net.Listener // nil while Down
+	conns    map[net.Conn]struct{}
+	frozen   [2]chan struct{} // per direction (toClient, toServer); non-nil while frozen
+	accepted int
+}
+
+const (
+	toClient = 0
+	toServer = 1
+)
+
+func startUnixProxy(t testing.TB, target string) *unixProxy {
+	t.Helper()
+	p := &unixProxy{t: t, path: filepath.Join(t.TempDir(), "sb.sock"), target: target, conns: make(map[net.Conn]struct{})}
+	p.Up()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *unixProxy) URL() string { return "unix://" + p.path }
+
+// Up (re)starts listening.
+func (p *unixProxy) Up() {
+	p.t.Helper()
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.accept(ln)
+}
+
+// Down stops listening and cuts every connection.
+func (p *unixProxy) Down() {
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	p.Cut()
+}
+
+// Accepted returns how many connections were accepted so far.
+func (p *unixProxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
+func (p *unixProxy) accept(ln net.Listener) {
+	defer p.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.accepted++
+		p.conns[c] = struct{}{}
+		p.conns[s] = struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(s, c, toServer)
+		go p.pipe(c, s, toClient)
+	}
+}
+
+// pipe copies src to dst, waiting while its direction is frozen.
+func (p *unixProxy) pipe(dst, src net.Conn, dir int) {
+	defer p.wg.Done()
+	defer func() {
+		dst.Close()
+		src.Close()
+		p.mu.Lock()
+		delete(p.conns, dst)
+		delete(p.conns, src)
+		p.mu.Unlock()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		p.mu.Lock()
+		fz := p.frozen[dir]
+		p.mu.Unlock()
+		if fz != nil {
+			<-fz
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Cut closes every proxied connection; the listener stays as it is.
+func (p *unixProxy) Cut() {
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+}
+
+// Freeze stops copying in direction dir (toClient or toServer) until Thaw;
+// a read already in progress still delivers its bytes.
+func (p *unixProxy) Freeze(dir int) {
+	p.mu.Lock()
+	if p.frozen[dir] == nil {
+		p.frozen[dir] = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// Thaw resumes copying in both directions.
+func (p *unixProxy) Thaw() {
+	p.mu.Lock()
+	for i, fz := range p.frozen {
+		if fz != nil {
+			close(fz)
+			p.frozen[i] = nil
+		}
+	}
+	p.mu.Unlock()
+}
+
+// Close stops the proxy and waits for its goroutines.
+func (p *unixProxy) Close() {
+	p.Down()
+	p.Thaw()
+	p.wg.Wait()
+}
+
+// connect connects to url with opts and closes the Conn at cleanup.
+func connect(t testing.TB, url string, opts *switchboard.Options) *switchboard.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("connect %s: %v", url, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// ctxT returns a context that ends after d (default 5s) or at cleanup.
+func ctxT(t testing.TB, d ...time.Duration) context.Context {
+	dd := 5 * time.Second
+	if len(d) > 0 {
+		dd = d[0]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dd)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// flush fails the test if nc.Flush fails.
+func flush(t testing.TB, nc *switchboard.Conn) {
+	t.Helper()
+	if err := nc.Flush(ctxT(t)); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds or 5s pass.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recv receives from ch or fails after 5s.
+func recv[T any](t testing.TB, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out receiving")
+		panic("unreachable")
+	}
+}

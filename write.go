@@ -1,0 +1,250 @@
+package switchboard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"switchboard/internal/protocol"
+)
+
+// keepSpare reports whether a buffer that was just written is worth
+// keeping for reuse: small ones always, big ones only while they are being
+// filled well (a burst), so that an idle connection lets them go.
+func keepSpare(buf []byte) bool {
+	return cap(buf) <= 1<<20 || len(buf) >= cap(buf)/4
+}
+
+// Publish sends data to subject. It returns once the message is in the
+// outbound buffer (data may be reused then); a background writer sends it.
+// It blocks while the outbound buffer is above Options.WriteBufferLimit;
+// while disconnected it buffers up to Options.ReconnectBufferSize, then
+// returns ErrReconnectBufferFull. Use Flush to wait until the hub has
+// processed what was published.
+func (c *Conn) Publish(subject string, data []byte) error {
+	return c.publish(subject, "", nil, data, false)
+}
+
+// PublishRequest publishes data to subject with reply as the reply subject.
+func (c *Conn) PublishRequest(subject, reply string, data []byte) error {
+	return c.publish(subject, reply, nil, data, false)
+}
+
+// PublishMsg publishes m.Data with m.Header (as HPUB when it has fields)
+// to m.Subject, with m.Reply as the reply subject.
+func (c *Conn) PublishMsg(m *Msg) error {
+	return c.publish(m.Subject, m.Reply, m.Header, m.Data, false)
+}
+
+// publish validates and appends one PUB or HPUB. inline (Request, Respond)
+// writes from the calling goroutine when no write is in progress, instead
+// of waking the flusher.
+func (c *Conn) publish(subject, reply string, hdr Header, data []byte, inline bool) error {
+	if !validSubject(subject, false) {
+		return fmt.Errorf("publish %q: %w", subject, ErrBadSubject)
+	}
+	if reply != "" && !validSubject(reply, false) {
+		return fmt.Errorf("publish %q: reply %q: %w", subject, reply, ErrBadSubject)
+	}
+	var hb []byte
+	if len(hdr) > 0 {
+		hb = protocol.AppendHeader(nil, &protocol.Header{Fields: hdr})
+	}
+	size := len(hb) + len(data)
+	if max := c.maxPayload.Load(); int64(size) > max {
+		return fmt.Errorf("publish %q: %d bytes, hub allows %d: %w", subject, size, max, ErrMaxPayload)
+	}
+
+	c.wmu.Lock()
+	for {
+		st := c.status.Load()
+		if st == statusClosed {
+			c.wmu.Unlock()
+			return ErrClosed
+		}
+		if st == statusReconnecting || len(c.out) < c.opts.WriteBufferLimit {
+			break
+		}
+		c.wcond.Wait() // backpressure: the writer broadcasts after each write
+	}
+	before := len(c.out)
+	if hb != nil {
+		c.out = protocol.AppendHPub(c.out, subject, reply, hb, data)
+	} else {
+		c.out = protocol.AppendPub(c.out, subject, reply, data)
+	}
+	connected := c.status.Load() == statusConnected
+	if !connected && len(c.out) > c.opts.ReconnectBufferSize {
+		c.out = c.out[:before]
+		c.wmu.Unlock()
+		return ErrReconnectBufferFull
+	}
+	c.outMsgs++
+	c.outBytes += uint64(size)
+	wake := connected && !c.flushing
+	if wake && inline {
+		c.writeOutLocked()
+		wake = false
+	}
+	c.wmu.Unlock()
+	if wake {
+		c.wakeFlusher()
+	}
+	return nil
+}
+
+// wakeFlusher nudges the flusher without blocking.
+func (c *Conn) wakeFlusher() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeOutLocked writes the outbound buffer until it is empty, unless
+// another goroutine is already writing (it will pick up what was appended)
+// or the Conn is not connected. Called and returns with wmu held; releases
+// it during each write, when publishers append to the other buffer.
+func (c *Conn) writeOutLocked() {
+	for !c.flushing && len(c.out) > 0 && c.status.Load() == statusConnected {
+		buf, nc := c.out, c.nc
+		c.out, c.spare = c.spare[:0], nil
+		c.flushing = true
+		c.wmu.Unlock()
+		_, err := nc.Write(buf)
+		c.wmu.Lock()
+		c.flushing = false
+		if keepSpare(buf) {
+			c.spare = buf[:0]
+		}
+		c.wcond.Broadcast()
+		if err != nil {
+			// The reader sees the closed socket and reconnects; what was
+			// in buf is lost (at most once).
+			if c.nc == nc && c.writeErr == nil {
+				c.writeErr = fmt.Errorf("write: %w", err)
+			}
+			_ = nc.Close()
+			return
+		}
+	}
+}
+
+// flushLoop is the flusher goroutine: it writes what publishers buffered
+// and sends keep-alive PINGs.
+func (c *Conn) flushLoop() {
+	t := time.NewTicker(c.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.kick:
+			c.wmu.Lock()
+			c.writeOutLocked()
+			c.wmu.Unlock()
+		case <-t.C:
+			c.keepAlive()
+		case <-c.closedCh:
+			return
+		}
+	}
+}
+
+// keepAlive sends a PING, or drops the connection when Options.MaxPingsOut
+// PINGs went unanswered.
+func (c *Conn) keepAlive() {
+	c.wmu.Lock()
+	if c.status.Load() != statusConnected {
+		c.wmu.Unlock()
+		return
+	}
+	if c.pingsOut >= c.opts.MaxPingsOut {
+		nc := c.nc
+		if c.writeErr == nil {
+			c.writeErr = ErrStaleConnection
+		}
+		c.wmu.Unlock()
+		_ = nc.Close()
+		c.reportErr(nil, ErrStaleConnection)
+		return
+	}
+	c.pingsOut++
+	c.pongs = append(c.pongs, nil)
+	c.out = append(c.out, protocol.Ping...)
+	c.writeOutLocked()
+	c.wmu.Unlock()
+}
+
+// Flush sends a PING and waits for the hub's PONG: when it returns nil,
+// the hub has processed everything this Conn sent before. Concurrent
+// Flushes each wait for their own PONG. While disconnected, Flush waits for
+// the reconnect (its PING is sent after the reconnect buffer). It writes
+// inline. A ctx deadline gives an error matching ErrTimeout and
+// context.DeadlineExceeded; Close gives ErrClosed.
+func (c *Conn) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return ctxError("switchboard: flush", err)
+	}
+	ch := make(chan error, 1)
+	c.wmu.Lock()
+	switch c.status.Load() {
+	case statusClosed:
+		c.wmu.Unlock()
+		return ErrClosed
+	case statusConnected:
+		c.pongs = append(c.pongs, ch)
+		c.out = append(c.out, protocol.Ping...)
+		c.writeOutLocked()
+	default: // reconnecting: resume sends a PING for each waiter
+		c.pongs = append(c.pongs, ch)
+	}
+	c.wmu.Unlock()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctxError("switchboard: flush", ctx.Err())
+	}
+}
+
+// sendSubLocked queues a SUB for s (and its remaining AutoUnsubscribe
+// count) if connected; while disconnected, resume sends it. Called with mu
+// held.
+func (c *Conn) sendSubLocked(s *Subscription) {
+	c.wmu.Lock()
+	if c.status.Load() == statusConnected {
+		c.out = protocol.AppendSub(c.out, s.Subject, s.Queue, s.sidStr)
+		if !c.flushing {
+			defer c.wakeFlusher()
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// sendUnsubLocked queues an UNSUB (max 0 = now) if connected; while
+// disconnected nothing is needed, since resume re-sends only live
+// subscriptions. Called with mu held.
+func (c *Conn) sendUnsubLocked(s *Subscription, max int64) {
+	c.wmu.Lock()
+	if c.status.Load() == statusConnected {
+		c.out = protocol.AppendUnsub(c.out, s.sidStr, max)
+		if !c.flushing {
+			defer c.wakeFlusher()
+		}
+	}
+	c.wmu.Unlock()
+}
+
+// queuePong answers a server PING (from the reader; never writes inline, so
+// the reader never blocks on the socket).
+func (c *Conn) queuePong() {
+	c.wmu.Lock()
+	wake := false
+	if c.status.Load() == statusConnected {
+		c.out = append(c.out, protocol.Pong...)
+		wake = !c.flushing
+	}
+	c.wmu.Unlock()
+	if wake {
+		c.wakeFlusher()
+	}
+}
