@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,24 +14,31 @@ import (
 	"go.uber.org/goleak"
 
 	"switchboard"
+	"switchboard/hub"
 )
 
-// The tests run against a real nats-server embedded in the test process
-// (the hub speaks the same protocol; swap startServer to run them against
-// it). Everything below is test plumbing: the server, and a unix-socket
-// byte proxy in front of its TCP port that can cut or freeze connections.
+// The tests run against a real server embedded in the test process: the
+// Switchboard hub by default, or nats-server with
+// SWITCHBOARD_TEST_SERVER=nats (scripts/test.sh runs both). Everything
+// below is test plumbing: the server, and a unix-socket byte proxy in front
+// of its TCP port that can cut or freeze connections.
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testServer is an embedded nats-server that can be restarted on the same
-// port.
+// useNATS reports whether the tests run against nats-server.
+var useNATS = os.Getenv("SWITCHBOARD_TEST_SERVER") == "nats"
+
+// testServer is an embedded server that can be restarted on the same port.
+// Its options are nats-server's; the hub takes the ones it supports.
 type testServer struct {
 	t    testing.TB
 	opts server.Options
 	mu   sync.Mutex
 	srv  *server.Server
+	hub  *hub.Hub
+	done chan error
 }
 
 // startServer starts a nats-server on a free port; mod may adjust its
@@ -41,14 +49,50 @@ func startServer(t testing.TB, mod ...func(*server.Options)) *testServer {
 	for _, f := range mod {
 		f(&ts.opts)
 	}
+	if !useNATS && (ts.opts.Authorization != "" || ts.opts.Username != "" || len(ts.opts.Users) > 0 || len(ts.opts.Nkeys) > 0) {
+		t.Skip("the hub has no authentication or permissions yet (security issue); run with SWITCHBOARD_TEST_SERVER=nats")
+	}
 	ts.start()
-	// Later restarts reuse the port.
-	ts.opts.Port = ts.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(ts.Shutdown)
 	return ts
 }
 
 func (ts *testServer) start() {
+	ts.t.Helper()
+	if !useNATS {
+		if !ts.startHub() {
+			ts.t.Fatal("hub did not start")
+		}
+		return
+	}
+	ts.startNATS()
+	// Later restarts reuse the port.
+	ts.opts.Port = ts.srv.Addr().(*net.TCPAddr).Port
+}
+
+// startHub runs the hub on ts.opts.Port (a free port when -1); it reports
+// false if the port cannot be bound yet.
+func (ts *testServer) startHub() bool {
+	ts.t.Helper()
+	h, err := hub.New(hub.Config{MaxPayload: int(ts.opts.MaxPayload)})
+	if err != nil {
+		ts.t.Fatalf("hub: %v", err)
+	}
+	port := max(ts.opts.Port, 0)
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false
+	}
+	ts.opts.Port = l.Addr().(*net.TCPAddr).Port
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(context.Background(), l) }()
+	ts.mu.Lock()
+	ts.hub, ts.done = h, done
+	ts.mu.Unlock()
+	return true
+}
+
+func (ts *testServer) startNATS() {
 	ts.t.Helper()
 	o := ts.opts // nats-server modifies its options
 	s, err := server.NewServer(&o)
@@ -77,7 +121,13 @@ func (ts *testServer) Shutdown() {
 	ts.mu.Lock()
 	s := ts.srv
 	ts.srv = nil
+	h, done := ts.hub, ts.done
+	ts.hub = nil
 	ts.mu.Unlock()
+	if h != nil {
+		h.Close()
+		<-done
+	}
 	if s != nil {
 		s.Shutdown()
 		s.WaitForShutdown()
@@ -88,6 +138,15 @@ func (ts *testServer) Shutdown() {
 func (ts *testServer) Restart() {
 	ts.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
+	for !useNATS {
+		if ts.startHub() {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.t.Fatal("hub did not restart on its port")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for {
 		o := ts.opts
 		s, err := server.NewServer(&o)

@@ -25,6 +25,9 @@ go build -o bin/sb-nats-server ./cmd/sb-nats-server
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== client suite against nats-server (the same tests ran against the hub above)"
+SWITCHBOARD_TEST_SERVER=nats go test -race -count=1 -timeout 10m .
+
 echo "== fuzz ($fuzztime each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
