@@ -21,6 +21,9 @@ type session struct {
 	errs []string // -ERR texts that arrived after the PONG, in the same read
 }
 
+// unixSocketBuffer is the socket buffer size asked for on unix connections.
+const unixSocketBuffer = 2 << 20
+
 // dial connects to the hub and runs the handshake: read INFO, send CONNECT
 // and PING, wait for PONG (or -ERR).
 func (c *Conn) dial(ctx context.Context) (*session, error) {
@@ -28,6 +31,13 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	nc, err := d.DialContext(ctx, c.network, c.addr)
 	if err != nil {
 		return nil, err
+	}
+	if uc, ok := nc.(*net.UnixConn); ok {
+		// Unix sockets do not autotune their buffers as TCP does; the
+		// default (~200 KiB) limits streaming. The kernel caps the request
+		// at net.core.wmem_max / rmem_max.
+		_ = uc.SetWriteBuffer(unixSocketBuffer)
+		_ = uc.SetReadBuffer(unixSocketBuffer)
 	}
 	s, err := c.handshake(ctx, nc)
 	if err != nil {

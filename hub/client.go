@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -38,10 +39,12 @@ type client struct {
 	log *slog.Logger
 
 	// Owned by the reader goroutine.
-	parser  *protocol.Parser
-	opts    protocol.Connect
-	gotConn bool
-	pcd     map[*client]struct{} // connections this read delivered to, flushed at its end
+	parser   *protocol.Parser
+	opts     protocol.Connect
+	gotConn  bool
+	pcd      map[*client]struct{} // connections this read delivered to, flushed at its end
+	lastDst  *client              // the last connection added to pcd, to skip repeated map writes
+	lastSubj []byte               // the last publish subject found valid
 
 	// Set at CONNECT by the reader, read by other readers delivering to us.
 	// Written before the first SUB is inserted, so readers of subscriptions
@@ -284,9 +287,13 @@ func (c *client) processUnsub(f *protocol.Frame) error {
 }
 
 func (c *client) processPub(f *protocol.Frame) error {
-	if !subject.ValidPublish(f.Subject) {
-		c.softErr("Invalid Publish Subject")
-		return nil
+	// A stream usually repeats its subject: validate only when it changes.
+	if !bytes.Equal(f.Subject, c.lastSubj) {
+		if !subject.ValidPublish(f.Subject) {
+			c.softErr("Invalid Publish Subject")
+			return nil
+		}
+		c.lastSubj = append(c.lastSubj[:0], f.Subject...)
 	}
 	if f.Reply != nil && !subject.ValidPublish(f.Reply) {
 		c.softErr("Invalid Reply Subject")

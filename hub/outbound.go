@@ -35,6 +35,7 @@ func (c *client) enqueueString(frame string) {
 
 // flushTouched flushes every connection the current read delivered to.
 func (c *client) flushTouched() {
+	c.lastDst = nil
 	for d := range c.pcd {
 		d.flushInline()
 		delete(c.pcd, d)

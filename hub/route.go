@@ -71,7 +71,10 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 		c.h.subs.Remove(s.subject, s.queue, s)
 	}
 	c.h.stats.outMsgs.Add(1)
-	c.pcd[d] = struct{}{}
+	if d != c.lastDst {
+		c.pcd[d] = struct{}{}
+		c.lastDst = d
+	}
 	return true
 }
 
