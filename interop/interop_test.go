@@ -18,11 +18,7 @@ import (
 	"switchboard/internal/proctest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	proctest.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // requiredEnv makes a missing prerequisite fail the test instead of
 // skipping it, for CI that must not lose this coverage silently.

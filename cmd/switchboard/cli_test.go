@@ -12,11 +12,7 @@ import (
 	"switchboard/internal/proctest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	proctest.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 // cliHub starts `switchboard serve` on a private socket and returns the
 // binary and the environment that points clients at it.

@@ -39,9 +39,16 @@ func connect(ctx context.Context, cmd *cobra.Command) (*switchboard.Conn, error)
 	return nc, nil
 }
 
-// signalContext is cancelled by SIGINT or SIGTERM.
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+// open connects for a client command and returns a context cancelled by
+// SIGINT or SIGTERM, the connection, and a function that closes both.
+func open(cmd *cobra.Command) (context.Context, *switchboard.Conn, func(), error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	nc, err := connect(ctx, cmd)
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	return ctx, nc, func() { nc.Close(); stop() }, nil
 }
 
 func newPub() *cobra.Command {
@@ -50,13 +57,11 @@ func newPub() *cobra.Command {
 		Short: "Publish DATA, or each line of stdin as one message",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signalContext()
-			defer stop()
-			nc, err := connect(ctx, cmd)
+			ctx, nc, done, err := open(cmd)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
+			defer done()
 			subj := args[0]
 			if len(args) == 2 {
 				if err := nc.Publish(subj, []byte(args[1])); err != nil {
@@ -91,13 +96,11 @@ func newSub() *cobra.Command {
 			if count < 0 {
 				return usagef("--count: must not be negative")
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			nc, err := connect(ctx, cmd)
+			ctx, nc, done, err := open(cmd)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
+			defer done()
 			ch := make(chan *switchboard.Msg, 4096)
 			var sub *switchboard.Subscription
 			if queue != "" {
@@ -157,13 +160,11 @@ func newReq() *cobra.Command {
 			if timeout <= 0 {
 				return usagef("--timeout: must be positive")
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			nc, err := connect(ctx, cmd)
+			ctx, nc, done, err := open(cmd)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
+			defer done()
 			rctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			m, err := nc.Request(rctx, args[0], []byte(args[1]))
@@ -193,13 +194,11 @@ func newReply() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			command, _ := cmd.Flags().GetString("command")
 			queue, _ := cmd.Flags().GetString("queue")
-			ctx, stop := signalContext()
-			defer stop()
-			nc, err := connect(ctx, cmd)
+			ctx, nc, done, err := open(cmd)
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
+			defer done()
 			answer := func(m *switchboard.Msg) {
 				if m.Reply == "" {
 					return

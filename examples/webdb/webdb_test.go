@@ -3,7 +3,6 @@ package webdb
 import (
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,11 +12,7 @@ import (
 	"switchboard/internal/proctest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	proctest.RemoveBuilds()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m) }
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 var (
@@ -202,4 +204,19 @@ func (p *Proc) WaitOutput(substr string, timeout time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Main runs the tests, removes the binaries Build made, checks that no
+// goroutine outlived the tests (goleak), and exits. Use it as
+// func TestMain(m *testing.M) { proctest.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveBuilds()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "proctest: goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
