@@ -19,7 +19,7 @@ import (
 // connections cost little, and grows while reads fill the buffer.
 const (
 	minReadBuf = 512
-	maxReadBuf = 64 << 10
+	maxReadBuf = 256 << 10 // a 64 KiB frame and then some fit in one read
 	// unixSockBuf is the socket buffer size asked for on unix connections.
 	unixSockBuf = 2 << 20
 )
@@ -46,13 +46,11 @@ type client struct {
 	lastDst  *client              // the last connection added to pcd, to skip repeated map writes
 	lastSubj []byte               // the last publish subject found valid
 
-	// Set at CONNECT by the reader, read by other readers delivering to us.
-	// Written before the first SUB is inserted, so readers of subscriptions
-	// always see the final values.
-	headers bool
-	echo    bool
+	// echo is set at CONNECT and read only by the reader goroutine.
+	echo bool
 
 	mu       sync.Mutex // leaf lock: guards everything below
+	headers  bool       // the peer understands HMSG (set at CONNECT)
 	subs     map[string]*subscription
 	out      []byte // frames waiting to be written
 	spare    []byte // the buffer the writer last used, reused for out
@@ -60,11 +58,10 @@ type client struct {
 	writing  bool   // a flush (inline or the writer goroutine) owns the socket's write side
 	closing  bool   // no more deliveries; close once out is written
 	closed   bool
-	errMsg   string // -ERR sent just before closing, if any
+	done     chan struct{} // closed when the connection is closed
 	pingsOut int
-	lastIn   time.Time
-	wg       sync.WaitGroup // writer goroutines
 	pingT    *time.Timer
+	wg       sync.WaitGroup // writer goroutines
 }
 
 // subscription is one SUB of one client.
@@ -77,6 +74,7 @@ type subscription struct {
 	// Guarded by c.mu.
 	max       int64 // auto-unsubscribe after this many deliveries; 0 = never
 	delivered int64
+	gone      bool // removed from c.subs: deliveries already under way are dropped
 }
 
 func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
@@ -88,6 +86,7 @@ func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 		pcd:    make(map[*client]struct{}),
 		subs:   make(map[string]*subscription),
 		echo:   true,
+		done:   make(chan struct{}),
 	}
 	if uc, ok := nc.(*net.UnixConn); ok {
 		// Unix sockets do not autotune their buffers as TCP does; the
@@ -113,10 +112,23 @@ func (c *client) run() {
 	c.out = append(c.out, c.h.info(c)...)
 	c.mu.Unlock()
 	c.flushInline()
+	c.mu.Lock()
 	c.pingT = time.AfterFunc(c.h.cfg.PingInterval, c.pingTimer)
+	c.mu.Unlock()
 
 	err := c.readLoop()
+	c.mu.Lock()
 	c.pingT.Stop()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		// An -ERR is on its way (protocol error): give it a moment to be
+		// written before the connection is torn down.
+		select {
+		case <-c.done:
+		case <-time.After(min(c.h.cfg.WriteDeadline, time.Second)):
+		}
+	}
 	c.closeNow(err)
 	c.wg.Wait()
 	c.cleanup()
@@ -138,8 +150,13 @@ func (c *client) readLoop() error {
 			switch {
 			case n == len(buf) && len(buf) < maxReadBuf:
 				buf = make([]byte, 2*len(buf))
-			case n < len(buf)/4 && len(buf) > minReadBuf:
-				buf = make([]byte, len(buf)/2)
+			case n < len(buf):
+				// The socket is drained: the stream paused. Give back
+				// what a burst grew, so idle connections stay small.
+				c.parser.Shrink()
+				if n < len(buf)/4 && len(buf) > minReadBuf {
+					buf = make([]byte, max(minReadBuf, len(buf)/8))
+				}
 			}
 		}
 		if err != nil {
@@ -207,24 +224,20 @@ func (c *client) processConnect(f *protocol.Frame) error {
 	if err := json.Unmarshal(f.Payload, &opts); err != nil {
 		return &protocol.Error{Msg: "Invalid Connect Options", Detail: err.Error()}
 	}
-	if c.gotConn {
-		// A second CONNECT may change options only before subscribing, so
-		// deliveries always see final values.
-		c.mu.Lock()
-		n := len(c.subs)
+	// Options may change only before the first SUB, so that deliveries
+	// never see them change under way.
+	c.mu.Lock()
+	if len(c.subs) > 0 {
 		c.mu.Unlock()
-		if n > 0 {
-			c.softErr("Repeated CONNECT Ignored")
-			return nil
-		}
+		c.softErr("CONNECT After SUB Ignored")
+		return nil
 	}
+	c.headers = opts.Headers
+	c.mu.Unlock()
 	c.opts = opts
 	c.gotConn = true
-	c.headers = opts.Headers
 	c.echo = opts.Echo
-	if opts.Name != "" {
-		c.log = c.log.With("name", opts.Name)
-	}
+	c.log.Debug("CONNECT", "name", opts.Name, "lang", opts.Lang, "version", opts.Version, "verbose", opts.Verbose, "headers", opts.Headers, "echo", opts.Echo)
 	c.ok()
 	return nil
 }
@@ -244,18 +257,24 @@ func (c *client) processSub(f *protocol.Frame) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if old, ok := c.subs[string(s.sid)]; ok {
-		// Re-using a sid replaces the subscription.
-		c.h.subs.Remove(old.subject, old.queue, old)
+	// Re-using a sid replaces the subscription.
+	old := c.subs[string(s.sid)]
+	if old != nil {
+		old.gone = true
 		delete(c.subs, string(s.sid))
 	}
-	if max := c.h.cfg.MaxSubscriptions; max > 0 && len(c.subs) >= max {
-		c.mu.Unlock()
+	full := c.h.cfg.MaxSubscriptions > 0 && len(c.subs) >= c.h.cfg.MaxSubscriptions
+	if !full {
+		c.subs[string(s.sid)] = s
+	}
+	c.mu.Unlock()
+	if old != nil {
+		c.h.subs.Remove(old.subject, old.queue, old)
+	}
+	if full {
 		c.softErr("Maximum Subscriptions Exceeded")
 		return nil
 	}
-	c.subs[string(s.sid)] = s
-	c.mu.Unlock()
 	if err := c.h.subs.Insert(s.subject, s.queue, s); err != nil {
 		c.mu.Lock()
 		delete(c.subs, string(s.sid))
@@ -275,6 +294,7 @@ func (c *client) processUnsub(f *protocol.Frame) error {
 			s.max = f.Max
 			ok = false
 		} else {
+			s.gone = true
 			delete(c.subs, string(f.SID))
 		}
 	}
@@ -300,8 +320,8 @@ func (c *client) processPub(f *protocol.Frame) error {
 		return nil
 	}
 	c.h.stats.inMsgs.Add(1)
+	c.ok() // before the message, as nats-server orders them
 	c.route(f.Subject, f.Reply, f.HeaderLen, f.Payload)
-	c.ok()
 	return nil
 }
 
@@ -322,7 +342,11 @@ func (c *client) pingTimer() {
 	}
 	c.enqueueString(protocol.Ping)
 	c.flushInline()
-	c.pingT.Reset(c.h.cfg.PingInterval)
+	c.mu.Lock()
+	if !c.closing {
+		c.pingT.Reset(c.h.cfg.PingInterval)
+	}
+	c.mu.Unlock()
 }
 
 // cleanup removes the client's subscriptions from the hub.
@@ -330,6 +354,9 @@ func (c *client) cleanup() {
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = nil
+	for _, s := range subs {
+		s.gone = true
+	}
 	c.out, c.spare = nil, nil
 	c.mu.Unlock()
 	for _, s := range subs {

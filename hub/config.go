@@ -20,11 +20,11 @@ type Config struct {
 	// MaxPending bounds the bytes queued for one connection before it is
 	// disconnected as a slow consumer. Default 64 MiB.
 	MaxPending int
-	// WriteDeadline is how long a write to a connection may block before it
-	// is disconnected as a slow consumer. Default 10s.
+	// WriteDeadline is how long a write to a connection may make no
+	// progress before it is disconnected as a slow consumer. Default 10s.
 	WriteDeadline time.Duration
-	// PingInterval is how often the hub pings an otherwise quiet client.
-	// Default 2m.
+	// PingInterval is how often the hub pings each client; MaxPingsOut
+	// unanswered pings in a row close it as stale. Default 2m.
 	PingInterval time.Duration
 	// MaxPingsOut is how many unanswered pings close a connection as stale.
 	// Default 2.

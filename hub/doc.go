@@ -25,10 +25,14 @@
 // ordered with respect to each other.
 //
 // Slow consumers: a connection whose pending outbound bytes exceed
-// Config.MaxPending, or whose socket accepts nothing for
-// Config.WriteDeadline, gets -ERR 'Slow Consumer' and is closed; publishers
-// and other subscribers are not delayed, and the hub's memory stays bounded
-// by MaxPending per connection.
+// Config.MaxPending (deliveries and the hub's own PONG, +OK and -ERR
+// frames alike), or whose socket accepts nothing for Config.WriteDeadline,
+// gets -ERR 'Slow Consumer' (when it can still be written) and is closed;
+// publishers and other subscribers are not delayed. A connection holds at
+// most about 2×MaxPending of outbound data (the buffer being written and
+// the one filling), a read buffer of 512 B to 256 KiB that shrinks when
+// the peer goes quiet, and a parser buffer of at most MaxPayload while a
+// large frame is in flight.
 //
 // Lock order: client.mu is a leaf lock; the hub's mutex may be held while
 // taking a client's mutex, never the reverse.

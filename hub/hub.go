@@ -79,13 +79,14 @@ func (h *Hub) Serve(ctx context.Context, listeners ...net.Listener) error {
 	for _, l := range listeners {
 		h.listeners[l] = struct{}{}
 	}
+	// Added under h.mu, so Close cannot Wait before these goroutines count.
+	h.wg.Add(len(listeners))
 	h.mu.Unlock()
 
 	errc := make(chan error, len(listeners))
 	var accepting sync.WaitGroup
 	for _, l := range listeners {
 		accepting.Add(1)
-		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
 			defer accepting.Done()
@@ -96,6 +97,10 @@ func (h *Hub) Serve(ctx context.Context, listeners ...net.Listener) error {
 	defer stop()
 
 	err := <-errc
+	if ctx.Err() != nil {
+		// Cancelled: finish closing before returning, as documented.
+		h.Close()
+	}
 	if h.isClosing() {
 		err = ErrServerClosed
 	} else {
@@ -121,8 +126,8 @@ func (h *Hub) acceptLoop(l net.Listener) error {
 				return ErrServerClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyFiles) {
-				// Out of file descriptors and similar: back off, keep serving.
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAcceptError(err) {
+				// Out of file descriptors or memory: back off, keep serving.
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				h.log.Warn("accept", "listener", l.Addr().String(), "err", err, "retry_in", backoff)
 				select {

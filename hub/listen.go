@@ -11,8 +11,16 @@ import (
 	"time"
 )
 
-// errTooManyFiles matches accept errors that mean "out of descriptors".
-var errTooManyFiles = syscall.EMFILE
+// isTemporaryAcceptError reports accept errors that pass once resources
+// are freed: out of file descriptors, buffers or memory.
+func isTemporaryAcceptError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
 
 // ListenUnix listens on a unix socket at path with the given file mode
 // (0600 when mode is 0). The parent directory is created 0700 if missing.

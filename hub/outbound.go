@@ -17,18 +17,28 @@ const maxSpare = 256 << 10
 
 // enqueue appends frame to the outbound buffer. The caller arranges the
 // flush (pcd on the reader goroutine, or flushInline).
+// Frames the hub generates for a peer (PONG, +OK, -ERR) count against
+// MaxPending like deliveries, so a peer that sends PINGs and never reads
+// is cut off instead of growing its buffer.
 func (c *client) enqueue(frame []byte) {
 	c.mu.Lock()
 	if !c.closing {
 		c.out = append(c.out, frame...)
+		if len(c.out) > c.h.cfg.MaxPending {
+			c.slowLocked()
+		}
 	}
 	c.mu.Unlock()
 }
 
+// enqueueString is enqueue for constant frames.
 func (c *client) enqueueString(frame string) {
 	c.mu.Lock()
 	if !c.closing {
 		c.out = append(c.out, frame...)
+		if len(c.out) > c.h.cfg.MaxPending {
+			c.slowLocked()
+		}
 	}
 	c.mu.Unlock()
 }
@@ -108,7 +118,7 @@ func (c *client) startWriterLocked() {
 func (c *client) closeIfDoneLocked() {
 	done := c.closing && !c.closed && !c.writing && len(c.out) == 0
 	if done {
-		c.closed = true
+		c.markClosedLocked()
 	}
 	c.mu.Unlock()
 	if done {
@@ -146,9 +156,20 @@ func (c *client) writeLoop() {
 		// (RawConn.Write honours it) long after this write succeeded.
 		c.nc.SetWriteDeadline(time.Time{})
 		c.h.stats.outBytes.Add(uint64(n))
+		var ne net.Error
+		timeout := err != nil && errors.As(err, &ne) && ne.Timeout()
+		if timeout && n > 0 {
+			// The peer is reading, only slower than the backlog: the
+			// deadline is about progress, so put the rest back and go on.
+			c.mu.Lock()
+			rest := buf[n:]
+			c.head = len(rest)
+			c.out = append(rest, c.out...)
+			c.mu.Unlock()
+			continue
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if timeout {
 				c.h.stats.slowConsumers.Add(1)
 				c.log.Warn("slow consumer: write stalled", "deadline", deadline, "pending", len(buf)-n)
 				err = errSlowConsumer
@@ -223,7 +244,9 @@ func (c *client) closeNow(reason error) {
 	c.mu.Lock()
 	c.closing = true
 	already := c.closed
-	c.closed = true
+	if !already {
+		c.markClosedLocked()
+	}
 	c.out = nil
 	c.mu.Unlock()
 	if !already {
@@ -232,6 +255,13 @@ func (c *client) closeNow(reason error) {
 			c.log.Debug("closing", "reason", reason)
 		}
 	}
+}
+
+// markClosedLocked records that the connection is closed (the caller
+// closes the socket after unlocking) and wakes whoever waits on c.done.
+func (c *client) markClosedLocked() {
+	c.closed = true
+	close(c.done)
 }
 
 // tryWrite makes one non-blocking write of b to the socket.

@@ -47,7 +47,9 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 		return false
 	}
 	d.mu.Lock()
-	if d.closing || (s.max > 0 && s.delivered >= s.max) {
+	// s may have been unsubscribed since Match found it: gone drops such
+	// late deliveries, so a sid is never delivered after its UNSUB.
+	if d.closing || s.gone || (s.max > 0 && s.delivered >= s.max) {
 		d.mu.Unlock()
 		return false
 	}
@@ -63,8 +65,11 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 	if len(d.out) > d.h.cfg.MaxPending {
 		d.slowLocked()
 	}
-	if last && d.subs != nil {
-		delete(d.subs, string(s.sid))
+	if last {
+		s.gone = true
+		if d.subs != nil {
+			delete(d.subs, string(s.sid))
+		}
 	}
 	d.mu.Unlock()
 	if last {
@@ -79,27 +84,24 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 }
 
 // noResponders tells a requester at once that nobody is subscribed: a
-// header-only message with status 503 on the reply subject, to the
-// requester's own subscriptions only, as NATS clients expect.
+// header-only message with status 503 on the reply subject, delivered to
+// one of the requester's own subscriptions that match it, as nats-server
+// does. It counts as a delivery (auto-unsubscribe, MaxPending).
 func (c *client) noResponders(reply []byte) {
 	r := c.h.subs.Match(reply)
-	send := func(s *subscription) {
-		if s.c != c {
-			return
-		}
-		c.mu.Lock()
-		if !c.closing {
-			c.out = protocol.AppendHMsg(c.out, reply, s.sid, nil, len(noRespondersHeader), noRespondersHeader)
-		}
-		c.mu.Unlock()
-		c.pcd[c] = struct{}{}
+	try := func(s *subscription) bool {
+		return s.c == c && c.deliver(s, reply, nil, len(noRespondersHeader), noRespondersHeader)
 	}
 	for _, s := range r.Plain {
-		send(s)
+		if try(s) {
+			return
+		}
 	}
 	for _, g := range r.Groups {
 		for _, s := range g {
-			send(s)
+			if try(s) {
+				return
+			}
 		}
 	}
 }

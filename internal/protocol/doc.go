@@ -31,9 +31,10 @@
 // ErrMaxControlLine after MaxControlLine bytes, whatever it sends after.
 // A frame's payload size is checked against MaxPayload before any of it is
 // buffered, and the buffer for a straddling frame grows only as its bytes
-// arrive, so Buffered never exceeds MaxControlLine + MaxPayload + 2. After
-// such a frame completes a buffer larger than 4 KiB is released, so an
-// idle connection pins at most 4 KiB.
+// arrive, so Buffered never exceeds MaxControlLine + MaxPayload + 2. The
+// buffer is kept between frames while a stream of large frames flows;
+// Shrink, called by the owner when input pauses, releases one larger than
+// 4 KiB, so an idle connection pins at most 4 KiB.
 //
 // # Errors
 //

@@ -20,9 +20,11 @@ const (
 	// minPending is the smallest buffer the parser allocates for a frame
 	// that straddles Parse calls (never more than the frame needs).
 	minPending = 512
-	// maxRetained is the largest pending buffer kept for reuse after a
-	// straddling frame completes; larger ones are released so that an idle
-	// connection does not pin a payload-sized buffer.
+	// maxRetained is the largest pending buffer Shrink keeps. Larger ones
+	// are kept between frames while a stream flows (so large messages do
+	// not reallocate per frame) and released by Shrink when the caller
+	// sees the stream pause, so an idle connection does not pin a
+	// payload-sized buffer.
 	maxRetained = 4096
 	// maxSizeDigits bounds size fields: 18 decimal digits cannot overflow
 	// an int64, so parsing needs no overflow checks.
@@ -176,16 +178,22 @@ func (p *Parser) fail(err error) error {
 	return err
 }
 
-// release forgets the completed pending frame, keeping a small buffer for
-// reuse and releasing a large one.
+// release forgets the completed pending frame, keeping its buffer for the
+// next straddling frame (see Shrink).
 func (p *Parser) release() {
-	if cap(p.pend) > maxRetained {
-		p.pend = nil
-	} else {
-		p.pend = p.pend[:0]
-	}
+	p.pend = p.pend[:0]
 	p.need = 0
 	p.frame = Frame{} // drop references into the pending buffer
+}
+
+// Shrink releases the parser's buffer if it is larger than 4 KiB and holds
+// no partial frame. Call it when the input pauses (a read returned less
+// than the buffer could hold): a stream of large frames then reuses one
+// buffer, and an idle connection keeps at most 4 KiB.
+func (p *Parser) Shrink() {
+	if len(p.pend) == 0 && cap(p.pend) > maxRetained {
+		p.pend = nil
+	}
 }
 
 // fill continues the pending frame with bytes from the start of buf. It

@@ -587,8 +587,19 @@ func TestParseStraddleBuffer(t *testing.T) {
 	if len(got) != size || string(got[:12]) != "0123456789aa" {
 		t.Fatalf("payload of %d bytes, want %d", len(got), size)
 	}
+	if p.Buffered() != 0 || cap(p.pend) < size {
+		t.Fatalf("after the frame: Buffered()=%d cap=%d, want the buffer kept for the next large frame", p.Buffered(), cap(p.pend))
+	}
+	p.Shrink()
 	if p.Buffered() != 0 || p.pend != nil {
-		t.Fatalf("after the frame: Buffered()=%d cap=%d, want the buffer released", p.Buffered(), cap(p.pend))
+		t.Fatalf("after Shrink: Buffered()=%d cap=%d, want the buffer released", p.Buffered(), cap(p.pend))
+	}
+	// Shrink never drops a partial frame.
+	p.Parse([]byte("PUB foo 3\r\na"), fn)
+	p.Shrink()
+	p.Parse([]byte("bc\r\n"), fn)
+	if string(got) != "abc" {
+		t.Fatalf("frame across Shrink: got %q", got)
 	}
 
 	// Small straddling frames reuse a small buffer.
