@@ -30,7 +30,7 @@
 // gets -ERR 'Slow Consumer' (when it can still be written) and is closed;
 // publishers and other subscribers are not delayed. A connection holds at
 // most about 2×MaxPending of outbound data (the buffer being written and
-// the one filling), a read buffer of 512 B to 256 KiB that shrinks when
+// the one filling), a read buffer of 512 B to 64 KiB that shrinks when
 // the peer goes quiet, and a parser buffer of at most MaxPayload while a
 // large frame is in flight.
 //
