@@ -20,6 +20,8 @@ import (
 const (
 	minReadBuf = 512
 	maxReadBuf = 64 << 10 // measured: 256 KiB halved 64 KiB pub→sub throughput
+	// shrinkAfter is how many short reads in a row shrink the buffers.
+	shrinkAfter = 4
 	// unixSockBuf is the socket buffer size asked for on unix connections.
 	unixSockBuf = 2 << 20
 )
@@ -138,6 +140,7 @@ func (c *client) run() {
 
 func (c *client) readLoop() error {
 	buf := make([]byte, minReadBuf)
+	shortReads := 0
 	for {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
@@ -148,15 +151,26 @@ func (c *client) readLoop() error {
 				return c.protocolError(perr)
 			}
 			switch {
-			case n == len(buf) && len(buf) < maxReadBuf:
-				buf = make([]byte, 2*len(buf))
-			case n < len(buf):
-				// The socket is drained: the stream paused. Give back
-				// what a burst grew, so idle connections stay small.
-				c.parser.Shrink()
-				if n < len(buf)/4 && len(buf) > minReadBuf {
-					buf = make([]byte, max(minReadBuf, len(buf)/8))
+			case n == len(buf):
+				shortReads = 0
+				if len(buf) < maxReadBuf {
+					buf = make([]byte, 2*len(buf))
 				}
+			case n < len(buf)/4:
+				// Several short reads in a row: the stream slowed down.
+				// Give back what a burst grew, so quiet connections stay
+				// small (one short read ends every request of a
+				// request/reply exchange, so one is not enough).
+				shortReads++
+				if shortReads >= shrinkAfter {
+					shortReads = 0
+					c.parser.Shrink()
+					if len(buf) > minReadBuf {
+						buf = make([]byte, max(minReadBuf, len(buf)/4))
+					}
+				}
+			default:
+				shortReads = 0
 			}
 		}
 		if err != nil {
