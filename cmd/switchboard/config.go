@@ -35,8 +35,23 @@ type fileConfig struct {
 // loadConfigFile reads path strictly: unknown keys and wrongly typed values
 // are errors naming the key.
 func loadConfigFile(path string) (*fileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	fc, err := parseConfig(path, data)
+	if err != nil {
+		// One line, always: the message names the key.
+		return nil, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return fc, nil
+}
+
+// parseConfig decodes a configuration file's contents; path is for
+// messages only.
+func parseConfig(path string, data []byte) (*fileConfig, error) {
 	var fc fileConfig
-	md, err := toml.DecodeFile(path, &fc)
+	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
