@@ -226,3 +226,31 @@ func TestSteadyReaderIsNotSlowConsumer(t *testing.T) {
 		t.Fatalf("a steadily reading subscriber was cut off (%d slow consumers)", n)
 	}
 }
+
+// A peer that sends an oversized PUB with its whole body at once can still
+// read the -ERR: the hub writes it before closing. (The close with unread
+// input makes the kernel send a reset; a client that discards its socket
+// on the resulting write error, as Node's does, may miss the -ERR — nats.js
+// checks max_payload itself, so it never sends such a frame.)
+func TestProtocolErrorWithUnreadInputReachesPeer(t *testing.T) {
+	th := startHub(t, Config{MaxPayload: 1024})
+	for _, tr := range th.transports() {
+		t.Run(tr.name, func(t *testing.T) {
+			for i := range 20 {
+				nc, err := tr.dial()
+				if err != nil {
+					t.Fatal(err)
+				}
+				frame := "CONNECT {}\r\nPUB a 200000\r\n" + strings.Repeat("x", 200000) + "\r\n"
+				go nc.Write([]byte(frame))
+				time.Sleep(20 * time.Millisecond) // the hub rejects before we read
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, err := io.ReadAll(nc)
+				nc.Close()
+				if !bytes.Contains(b, []byte("-ERR 'Maximum Payload Violation'")) {
+					t.Fatalf("try %d: -ERR lost (read %q, %v)", i, b, err)
+				}
+			}
+		})
+	}
+}
