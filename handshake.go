@@ -64,7 +64,7 @@ func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	p := protocol.NewParser(protocol.ClientSide, protocol.Limits{})
+	p := protocol.NewParser(protocol.ClientSide, protocol.Limits{MaxControlLine: maxInboundControlLine})
 	var (
 		info      *protocol.Info
 		sent      bool // CONNECT and PING written

@@ -36,7 +36,7 @@ func (m *Msg) Respond(data []byte) error {
 	if err != nil {
 		return err
 	}
-	return c.publish(m.Reply, "", nil, data, true)
+	return c.publish(nil, m.Reply, "", nil, data, true)
 }
 
 // RespondMsg publishes resp (its Header, Data and Reply; its Subject is
@@ -46,7 +46,7 @@ func (m *Msg) RespondMsg(resp *Msg) error {
 	if err != nil {
 		return err
 	}
-	return c.publish(m.Reply, resp.Reply, resp.Header, resp.Data, true)
+	return c.publish(nil, m.Reply, resp.Reply, resp.Header, resp.Data, true)
 }
 
 func (m *Msg) respondConn() (*Conn, error) {

@@ -189,7 +189,7 @@ func (c *Conn) request(ctx context.Context, subject string, hdr Header, data []b
 	tok, ch := r.register()
 	var rb [64]byte
 	reply := string(appendToken(append(rb[:0], r.prefix...), tok))
-	if err := c.publish(subject, reply, hdr, data, true); err != nil {
+	if err := c.publish(ctx, subject, reply, hdr, data, true); err != nil {
 		r.cancel(tok, ch)
 		return nil, err
 	}

@@ -395,6 +395,7 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 		closed, finishing := s.closed, s.finishing
 		s.mu.Unlock()
 		if closed || finishing {
+			s.wake() // pass the news on to any other NextMsg caller
 			if s.conn.IsClosed() {
 				return nil, ErrClosed
 			}

@@ -1,8 +1,17 @@
 package switchboard
 
 // maxSubjectLen matches the hub's subject length limit (the default
-// control-line limit), so an oversized subject fails here, not on the wire.
+// control-line limit). publish also checks the whole protocol line against
+// maxControlLine, so an oversized subject fails here, not on the wire.
 const maxSubjectLen = 4096
+
+// maxControlLine is the hub's default control-line limit, CRLF included.
+const maxControlLine = 4096
+
+// maxInboundControlLine is what the client accepts from the hub: a MSG
+// line repeats the subject and reply of a PUB line that fit the hub's
+// limit and adds the sid, so it can be longer.
+const maxInboundControlLine = 2*maxControlLine + 128
 
 // validSubject reports whether s is a valid subject in one pass: non-empty,
 // at most maxSubjectLen bytes, no whitespace, no empty token; a token that

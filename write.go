@@ -22,24 +22,24 @@ func keepSpare(buf []byte) bool {
 // returns ErrReconnectBufferFull. Use Flush to wait until the hub has
 // processed what was published.
 func (c *Conn) Publish(subject string, data []byte) error {
-	return c.publish(subject, "", nil, data, false)
+	return c.publish(nil, subject, "", nil, data, false)
 }
 
 // PublishRequest publishes data to subject with reply as the reply subject.
 func (c *Conn) PublishRequest(subject, reply string, data []byte) error {
-	return c.publish(subject, reply, nil, data, false)
+	return c.publish(nil, subject, reply, nil, data, false)
 }
 
 // PublishMsg publishes m.Data with m.Header (as HPUB when it has fields)
 // to m.Subject, with m.Reply as the reply subject.
 func (c *Conn) PublishMsg(m *Msg) error {
-	return c.publish(m.Subject, m.Reply, m.Header, m.Data, false)
+	return c.publish(nil, m.Subject, m.Reply, m.Header, m.Data, false)
 }
 
 // publish validates and appends one PUB or HPUB. inline (Request, Respond)
 // writes from the calling goroutine when no write is in progress, instead
-// of waking the flusher.
-func (c *Conn) publish(subject, reply string, hdr Header, data []byte, inline bool) error {
+// of waking the flusher. A non-nil ctx bounds the wait under backpressure.
+func (c *Conn) publish(ctx context.Context, subject, reply string, hdr Header, data []byte, inline bool) error {
 	if !validSubject(subject, false) {
 		return fmt.Errorf("publish %q: %w", subject, ErrBadSubject)
 	}
@@ -54,6 +54,11 @@ func (c *Conn) publish(subject, reply string, hdr Header, data []byte, inline bo
 	if max := c.maxPayload.Load(); int64(size) > max {
 		return fmt.Errorf("publish %q: %d bytes, hub allows %d: %w", subject, size, max, ErrMaxPayload)
 	}
+	// The hub closes a connection whose control line is longer than its
+	// limit: check the exact line this message needs.
+	if line := pubLineLen(subject, reply, len(hb), size); line > maxControlLine {
+		return fmt.Errorf("publish %q…: subject and reply too long for one protocol line (%d bytes, at most %d): %w", subject[:min(len(subject), 32)], line, maxControlLine, ErrBadSubject)
+	}
 
 	c.wmu.Lock()
 	for {
@@ -64,6 +69,21 @@ func (c *Conn) publish(subject, reply string, hdr Header, data []byte, inline bo
 		}
 		if st == statusReconnecting || len(c.out) < c.opts.WriteBufferLimit {
 			break
+		}
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				c.wmu.Unlock()
+				return ctxError("switchboard: publish", err)
+			}
+			// Wake this wait when ctx ends; the writer wakes it otherwise.
+			stop := context.AfterFunc(ctx, func() {
+				c.wmu.Lock()
+				c.wcond.Broadcast()
+				c.wmu.Unlock()
+			})
+			c.wcond.Wait()
+			stop()
+			continue
 		}
 		c.wcond.Wait() // backpressure: the writer broadcasts after each write
 	}
@@ -91,6 +111,28 @@ func (c *Conn) publish(subject, reply string, hdr Header, data []byte, inline bo
 		c.wakeFlusher()
 	}
 	return nil
+}
+
+// pubLineLen is the length of the PUB (or, with headers, HPUB) control
+// line for a message, CRLF included.
+func pubLineLen(subject, reply string, hdrLen, size int) int {
+	n := len("PUB ") + len(subject) + 1 + decimalLen(size) + 2
+	if reply != "" {
+		n += len(reply) + 1
+	}
+	if hdrLen > 0 {
+		n += 1 + decimalLen(hdrLen) + 1 // "H" and "hdrsize "
+	}
+	return n
+}
+
+// decimalLen is the number of decimal digits of n >= 0.
+func decimalLen(n int) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // wakeFlusher nudges the flusher without blocking.
@@ -125,6 +167,12 @@ func (c *Conn) writeOutLocked() {
 				c.writeErr = fmt.Errorf("write: %w", err)
 			}
 			_ = nc.Close()
+			if c.nc != nc {
+				// A reconnect already installed a new socket while this
+				// write was failing, and its wake-up found us flushing:
+				// carry on with the new connection.
+				continue
+			}
 			return
 		}
 	}
