@@ -263,6 +263,18 @@ func (s *Subscription) waitDone(ctx context.Context, me *worker) error {
 	}
 }
 
+// liveLocked returns why the subscription can no longer be changed, or nil.
+// Called with s.conn.mu held.
+func (s *Subscription) liveLocked() error {
+	if s.conn.closing {
+		return ErrClosed
+	}
+	if s.conn.subs[s.sid] != s {
+		return ErrBadSubscription
+	}
+	return nil
+}
+
 // Unsubscribe removes the subscription. Pending messages are discarded; a
 // callback already running finishes, and no other starts after Unsubscribe
 // returns. It returns ErrBadSubscription if the subscription is already
@@ -273,13 +285,9 @@ func (s *Subscription) Unsubscribe() error {
 		return ErrBadSubscription // the Conn's request inbox
 	}
 	c.mu.Lock()
-	if c.closing {
+	if err := s.liveLocked(); err != nil {
 		c.mu.Unlock()
-		return ErrClosed
-	}
-	if c.subs[s.sid] != s {
-		c.mu.Unlock()
-		return ErrBadSubscription
+		return err
 	}
 	delete(c.subs, s.sid)
 	if !s.unsubSent {
@@ -338,13 +346,9 @@ func (s *Subscription) Drain(ctx context.Context) error {
 		return ErrBadSubscription // the Conn's request inbox
 	}
 	c.mu.Lock()
-	if c.closing {
+	if err := s.liveLocked(); err != nil {
 		c.mu.Unlock()
-		return ErrClosed
-	}
-	if c.subs[s.sid] != s {
-		c.mu.Unlock()
-		return ErrBadSubscription
+		return err
 	}
 	if !s.unsubSent {
 		s.unsubSent = true

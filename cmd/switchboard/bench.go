@@ -199,18 +199,23 @@ func benchContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// natsPath finds the nats-server peer binary when --vs-nats asks for it;
+// it returns "" otherwise.
+func (s *benchSettings) natsPath() (string, error) {
+	if !s.vsNATS {
+		return "", nil
+	}
+	return findNATSServer(s.natsServer)
+}
+
 // runBench starts the servers, runs the workloads round by round and prints
 // the report.
 func runBench(cmd *cobra.Command, s *benchSettings, workloads []string) error {
 	ctx, stop := benchContext()
 	defer stop()
-	natsPath := ""
-	if s.vsNATS {
-		p, err := findNATSServer(s.natsServer)
-		if err != nil {
-			return err
-		}
-		natsPath = p
+	natsPath, err := s.natsPath()
+	if err != nil {
+		return err
 	}
 	machine := readMachine()
 	progress := cmd.ErrOrStderr()

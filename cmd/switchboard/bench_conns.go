@@ -40,13 +40,9 @@ const connsCONNECT = "CONNECT {\"verbose\":false,\"pedantic\":false,\"name\":\"b
 func runConns(cmd *cobra.Command, s *benchSettings) error {
 	ctx, stop := benchContext()
 	defer stop()
-	natsPath := ""
-	if s.vsNATS {
-		p, err := findNATSServer(s.natsServer)
-		if err != nil {
-			return err
-		}
-		natsPath = p
+	natsPath, err := s.natsPath()
+	if err != nil {
+		return err
 	}
 	// Before starting the servers, which inherit the limit.
 	if err := raiseNoFile(uint64(s.conns) + 512); err != nil {
