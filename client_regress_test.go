@@ -127,3 +127,29 @@ func TestOverlongProtocolLineFailsLocally(t *testing.T) {
 		t.Fatalf("%d reconnects", n)
 	}
 }
+
+// Flush calls that time out while the hub is unreachable leave nothing
+// behind: after the outage one Flush still works and no stale waiter
+// completes it early or late.
+func TestAbandonedFlushesDuringOutage(t *testing.T) {
+	ts := startServer(t)
+	px := startUnixProxy(t, ts.Addr())
+	nc := connect(t, px.URL(), &switchboard.Options{ReconnectWait: 20 * time.Millisecond, MaxReconnectWait: 50 * time.Millisecond})
+	flush(t, nc)
+	px.Down()
+	px.Cut()
+	waitFor(t, "disconnect", func() bool { return !nc.IsConnected() })
+	for range 200 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if err := nc.Flush(ctx); !errors.Is(err, switchboard.ErrTimeout) {
+			t.Fatalf("Flush during outage: %v", err)
+		}
+		cancel()
+	}
+	if n := switchboard.PendingPongs(nc); n != 0 {
+		t.Fatalf("%d abandoned Flush waiters kept", n)
+	}
+	px.Up()
+	waitFor(t, "reconnect", nc.IsConnected)
+	flush(t, nc)
+}

@@ -250,7 +250,28 @@ func (c *Conn) Flush(ctx context.Context) error {
 	case err := <-ch:
 		return err
 	case <-ctx.Done():
+		c.forgetPongWaiter(ch)
 		return ctxError("switchboard: flush", ctx.Err())
+	}
+}
+
+// forgetPongWaiter drops an abandoned Flush waiter, so that Flush calls
+// timing out during a long outage do not pile up (each would be re-PINGed
+// on resume). If its PING is already on the wire its slot stays, as a
+// keep-alive, to keep the PONGs in order.
+func (c *Conn) forgetPongWaiter(ch chan error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for i, w := range c.pongs {
+		if w != ch {
+			continue
+		}
+		if c.status.Load() == statusConnected {
+			c.pongs[i] = nil
+		} else {
+			c.pongs = append(c.pongs[:i], c.pongs[i+1:]...)
+		}
+		return
 	}
 }
 
