@@ -280,7 +280,9 @@ func (c *Conn) close(self *worker, cause error, wait bool) {
 // the hub had already sent to be handed to their callbacks and for those
 // callbacks to return, flushes publishes (including those made by the
 // callbacks), and closes. Publishing is allowed until the close. Requests
-// made during Drain fail with ErrDraining.
+// made during Drain fail with ErrDraining; Requests already waiting for a
+// reply when Drain starts lose their inbox with the other subscriptions
+// and end with ErrClosed unless the reply was already on its way.
 //
 // If ctx ends first, Drain closes the Conn anyway, without waiting for
 // callbacks still running (a later Close waits for them), and returns an
