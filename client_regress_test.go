@@ -153,3 +153,27 @@ func TestAbandonedFlushesDuringOutage(t *testing.T) {
 	waitFor(t, "reconnect", nc.IsConnected)
 	flush(t, nc)
 }
+
+// Header keys and values that would not survive the wire are refused with
+// a clear error instead of being sent mangled.
+func TestBadHeadersAreRefused(t *testing.T) {
+	ts := startServer(t)
+	nc := connect(t, ts.URL(), nil)
+	for _, h := range []switchboard.Header{
+		{"": {"x"}},
+		{"Bad:Key": {"x"}},
+		{"Bad Key": {"x"}},
+		{"Tab\tKey": {"x"}},
+		{"Key": {"two\r\nlines"}},
+	} {
+		err := nc.PublishMsg(&switchboard.Msg{Subject: "h", Header: h, Data: []byte("x")})
+		if !errors.Is(err, switchboard.ErrBadArgument) {
+			t.Errorf("header %q: %v, want ErrBadArgument", h, err)
+		}
+	}
+	ok := switchboard.Header{"Trace-Id": {"abc def"}, "X-Count": {"1", "2"}}
+	if err := nc.PublishMsg(&switchboard.Msg{Subject: "h", Header: ok}); err != nil {
+		t.Fatalf("valid header refused: %v", err)
+	}
+	flush(t, nc)
+}

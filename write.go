@@ -48,6 +48,9 @@ func (c *Conn) publish(ctx context.Context, subject, reply string, hdr Header, d
 	}
 	var hb []byte
 	if len(hdr) > 0 {
+		if err := validHeader(hdr); err != nil {
+			return fmt.Errorf("publish %q: %w", subject, err)
+		}
 		hb = protocol.AppendHeader(nil, &protocol.Header{Fields: hdr})
 	}
 	size := len(hb) + len(data)
