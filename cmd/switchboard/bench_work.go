@@ -130,6 +130,18 @@ func (r *runner) connect(role string) (*switchboard.Conn, error) {
 	return nc, nil
 }
 
+// subscribe subscribes nc to the workload's subject and flushes, so the
+// SUB is in place at the hub before anything is published.
+func (r *runner) subscribe(nc *switchboard.Conn, cb func(*switchboard.Msg)) error {
+	if _, err := nc.Subscribe(r.subject, cb); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := nc.Flush(r.ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
 func (r *runner) close() {
 	r.closing.Store(true)
 	for _, nc := range r.conns {
@@ -140,12 +152,9 @@ func (r *runner) close() {
 // pub publishes with nobody subscribed, then flushes.
 func (r *runner) pub() (benchResult, error) {
 	var res benchResult
-	pc, err := r.connect("publisher")
+	pc, err := r.connect("publisher") // Connect's handshake ends with PING/PONG
 	if err != nil {
 		return res, err
-	}
-	if err := pc.Flush(r.ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
 	}
 	start := time.Now()
 	n, err := r.publish(pc, nil)
@@ -173,20 +182,14 @@ func (r *runner) fanout(nsubs int) (benchResult, error) {
 			return res, err
 		}
 		c := newCounter(r.size)
-		if _, err := sc.Subscribe(r.subject, c.msg); err != nil {
-			return res, fmt.Errorf("subscribe: %w", err)
-		}
-		if err := sc.Flush(r.ctx); err != nil { // the SUB is in place
-			return res, fmt.Errorf("flush: %w", err)
+		if err := r.subscribe(sc, c.msg); err != nil {
+			return res, err
 		}
 		counters[i] = c
 	}
-	pc, err := r.connect("publisher")
+	pc, err := r.connect("publisher") // Connect's handshake ends with PING/PONG
 	if err != nil {
 		return res, err
-	}
-	if err := pc.Flush(r.ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
 	}
 
 	start := time.Now()
@@ -324,16 +327,13 @@ func (r *runner) reqrep() (benchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	_, err = rc.Subscribe(r.subject, func(m *switchboard.Msg) {
+	err = r.subscribe(rc, func(m *switchboard.Msg) {
 		if err := m.Respond(m.Data); err != nil && !r.closing.Load() {
 			r.fail(fmt.Errorf("respond: %w", err))
 		}
 	})
 	if err != nil {
-		return res, fmt.Errorf("subscribe: %w", err)
-	}
-	if err := rc.Flush(r.ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
+		return res, err
 	}
 	qc, err := r.connect("requester")
 	if err != nil {

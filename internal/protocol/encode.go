@@ -19,16 +19,28 @@ const (
 // names or SIDs (internal/subject does); those must be non-empty and free
 // of spaces, tabs, CR and LF, or the peer will misparse the frame.
 
-// AppendPub appends "PUB <subject> [reply] <#bytes>\r\n<payload>\r\n".
-// An empty reply is left out.
-func AppendPub(b []byte, subject, reply string, payload []byte) []byte {
-	b = append(b, "PUB "...)
+// appendHead appends the part every message frame starts with:
+// op (with its space), the subject, the sid if any and the reply if any,
+// each followed by a space.
+func appendHead[S ~string | ~[]byte](b []byte, op string, subject, sid, reply S) []byte {
+	b = append(b, op...)
 	b = append(b, subject...)
 	b = append(b, ' ')
-	if reply != "" {
+	if len(sid) > 0 {
+		b = append(b, sid...)
+		b = append(b, ' ')
+	}
+	if len(reply) > 0 {
 		b = append(b, reply...)
 		b = append(b, ' ')
 	}
+	return b
+}
+
+// AppendPub appends "PUB <subject> [reply] <#bytes>\r\n<payload>\r\n".
+// An empty reply is left out.
+func AppendPub(b []byte, subject, reply string, payload []byte) []byte {
+	b = appendHead(b, "PUB ", subject, "", reply)
 	b = strconv.AppendInt(b, int64(len(payload)), 10)
 	b = append(b, "\r\n"...)
 	b = append(b, payload...)
@@ -39,13 +51,7 @@ func AppendPub(b []byte, subject, reply string, payload []byte) []byte {
 // bytes>\r\n<hdr><payload>\r\n", where hdr is a complete header block (see
 // AppendHeader) and payload the body. An empty reply is left out.
 func AppendHPub(b []byte, subject, reply string, hdr, payload []byte) []byte {
-	b = append(b, "HPUB "...)
-	b = append(b, subject...)
-	b = append(b, ' ')
-	if reply != "" {
-		b = append(b, reply...)
-		b = append(b, ' ')
-	}
+	b = appendHead(b, "HPUB ", subject, "", reply)
 	b = strconv.AppendInt(b, int64(len(hdr)), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(hdr)+len(payload)), 10)
@@ -85,15 +91,7 @@ func AppendUnsub(b []byte, sid string, max int64) []byte {
 // An empty reply is left out. It takes byte slices so the hub can forward
 // what it parsed without conversions.
 func AppendMsg(b, subject, sid, reply, payload []byte) []byte {
-	b = append(b, "MSG "...)
-	b = append(b, subject...)
-	b = append(b, ' ')
-	b = append(b, sid...)
-	b = append(b, ' ')
-	if len(reply) > 0 {
-		b = append(b, reply...)
-		b = append(b, ' ')
-	}
+	b = appendHead(b, "MSG ", subject, sid, reply)
 	b = strconv.AppendInt(b, int64(len(payload)), 10)
 	b = append(b, "\r\n"...)
 	b = append(b, payload...)
@@ -106,15 +104,7 @@ func AppendMsg(b, subject, sid, reply, payload []byte) []byte {
 // (Frame.HeaderLen); it must be within 0..len(payload). An empty reply is
 // left out.
 func AppendHMsg(b, subject, sid, reply []byte, hdrLen int, payload []byte) []byte {
-	b = append(b, "HMSG "...)
-	b = append(b, subject...)
-	b = append(b, ' ')
-	b = append(b, sid...)
-	b = append(b, ' ')
-	if len(reply) > 0 {
-		b = append(b, reply...)
-		b = append(b, ' ')
-	}
+	b = appendHead(b, "HMSG ", subject, sid, reply)
 	b = strconv.AppendInt(b, int64(hdrLen), 10)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(len(payload)), 10)
