@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -24,9 +25,9 @@ const (
 // ordering and goroutine contract.
 type Conn struct {
 	opts    Options
-	url     string // as given (or the default), for ConnectedURL and errors
-	network string
-	addr    string
+	url     string      // as given (or the default), for ConnectedURL and errors
+	target  target      // what url names: where to dial, and whether TLS is required
+	tlsConf *tls.Config // for TLS handshakes: Options.TLSConfig or the default, ServerName filled
 
 	// mu guards the fields below it. Lock order: mu, then wmu, then a
 	// Subscription's mu; never the reverse. The reader takes mu only for
@@ -54,8 +55,9 @@ type Conn struct {
 	outMsgs  uint64
 	outBytes uint64
 
-	status     atomic.Int32 // statusConnected etc.; written under wmu
-	maxPayload atomic.Int64 // the hub's max_payload
+	lastErr    atomic.Pointer[error] // the last asynchronous error, for LastError
+	status     atomic.Int32          // statusConnected etc.; written under wmu
+	maxPayload atomic.Int64          // the hub's max_payload
 	inMsgs     atomic.Uint64
 	inBytes    atomic.Uint64
 	reconnects atomic.Uint64
@@ -89,19 +91,22 @@ type Stats struct {
 	Reconnects uint64
 }
 
-// Connect dials the hub at url, performs the handshake (INFO, CONNECT,
-// PING/PONG) and returns a connected Conn. url is "unix:///abs/path",
-// "tcp://host:port", "nats://host:port" or "host:port"; "" means the default
-// (see ParseURL). A nil opts means all defaults.
+// Connect dials the hub at url, performs the handshake (INFO, TLS when
+// used, CONNECT, PING/PONG) and returns a connected Conn. url is
+// "unix:///abs/path", "tcp://host:port", "nats://host:port",
+// "tls://host:port" or "host:port"; "" means the default (see ParseURL). A
+// nil opts means all defaults. See Options.TLSConfig for when the
+// connection uses TLS.
 //
 // Connect tries once; ctx and Options.DialTimeout bound the attempt. Once
 // connected, a lost connection is re-established in the background (see
-// Options.NoReconnect). Authorization failures match ErrAuthorization.
+// Options.NoReconnect). Authorization failures match ErrAuthorization;
+// TLS failures (including certificate verification) match ErrTLS.
 func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 	if url == "" {
 		url = paths.DefaultURL()
 	}
-	network, addr, err := ParseURL(url)
+	tgt, err := parseURL(url)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +114,14 @@ func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tgt.network == "unix" && o.TLSConfig != nil {
+		return nil, fmt.Errorf("switchboard: connect %s: %w: %s", url, ErrTLS, errTLSUnix)
+	}
 	c := &Conn{
 		opts:      o,
 		url:       url,
-		network:   network,
-		addr:      addr,
+		target:    tgt,
+		tlsConf:   tlsConfigFor(o.TLSConfig, tgt.host),
 		subs:      make(map[uint64]*Subscription),
 		kick:      make(chan struct{}, 1),
 		closedCh:  make(chan struct{}),
@@ -145,6 +153,23 @@ func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 
 // IsConnected reports whether the Conn has a live connection to the hub.
 func (c *Conn) IsConnected() bool { return c.status.Load() == statusConnected }
+
+// LastError returns the last asynchronous error the Conn saw (the errors
+// Options.ErrorHandler receives), or nil. A -ERR the hub sends in answer
+// to a publish or subscribe is recorded before any later PONG is
+// processed, so after Flush returns, LastError includes every error the
+// hub reported for what was sent before the Flush:
+//
+//	nc.Publish("orders.new", data)
+//	if err := nc.Flush(ctx); err == nil && errors.Is(nc.LastError(), switchboard.ErrPermission) {
+//		// the hub refused the publish
+//	}
+func (c *Conn) LastError() error {
+	if p := c.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 // IsClosed reports whether Close (or Drain, or giving up reconnecting) has
 // closed the Conn.

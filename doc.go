@@ -6,8 +6,18 @@
 //	reply, err := nc.Request(ctx, "greet.joe", nil)
 //	nc.Drain(ctx)
 //
-// URLs are unix:///abs/path, tcp://host:port, nats://host:port or plain
-// host:port; see ParseURL.
+// URLs are unix:///abs/path, tcp://host:port, nats://host:port,
+// tls://host:port or plain host:port; see ParseURL.
+//
+// # Security
+//
+// Over TCP the client logs in with Options.Token or User and Password, and
+// uses TLS with a tls:// URL, with Options.TLSConfig (TLSClientConfig
+// builds one from PEM files, with a client certificate for mutual TLS), or
+// when the hub requires it; the hub's certificate is verified against the
+// system's root CAs, or the CAs of the TLSConfig. Over
+// a unix socket the hub knows the client's uid from the kernel, and TLS is
+// not used. See Options.TLSConfig.
 //
 // # Concurrency contract
 //

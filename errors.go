@@ -66,6 +66,13 @@ var (
 	// ErrBadArgument is returned (wrapped) for an invalid argument such as
 	// a nil callback or a non-positive AutoUnsubscribe count.
 	ErrBadArgument = errors.New("switchboard: invalid argument")
+	// ErrTLS is returned (wrapped, with the reason) when a connection
+	// cannot be secured as asked: the client requires TLS and the hub does
+	// not offer it, the hub requires TLS over a unix socket, the TLS
+	// handshake fails (the text includes the x509 error for a certificate
+	// that does not verify) or the hub rejects the client's certificate.
+	// TLSClientConfig's errors wrap it too.
+	ErrTLS = errors.New("switchboard: TLS error")
 )
 
 // ServerError is an -ERR the hub sent. Msg is the hub's text without the

@@ -141,6 +141,7 @@ func (c *Conn) eventLoop() {
 
 // reportErr logs err and hands it to Options.ErrorHandler, if any.
 func (c *Conn) reportErr(s *Subscription, err error) {
+	c.lastErr.Store(&err)
 	if s != nil {
 		c.opts.Logger.Warn("switchboard: async error", "subject", s.Subject, "err", err)
 	} else {

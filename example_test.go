@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"switchboard"
@@ -192,6 +193,31 @@ func ExampleSubscription_NextMsg() {
 		log.Fatal(err)
 	}
 	fmt.Println(string(m.Data))
+}
+
+// ExampleConnect_tls connects over mutual TLS: the hub's certificate must
+// chain to ca.pem, and the client presents client.pem. Against a hub with
+// token authentication, the token goes in the same Options.
+func ExampleConnect_tls() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	cfg, err := switchboard.TLSClientConfig("ca.pem", "client.pem", "client-key.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	nc, err := switchboard.Connect(ctx, "tls://hub.example:4222", &switchboard.Options{
+		TLSConfig: cfg,
+		Token:     os.Getenv("SWITCHBOARD_TOKEN"), // "" sends none
+	})
+	if errors.Is(err, switchboard.ErrTLS) {
+		log.Fatalf("TLS: %v", err) // the text has the x509 reason
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Println("connected to", nc.ConnectedURL())
 }
 
 func ExampleParseURL() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"switchboard/internal/protocol"
@@ -24,11 +25,11 @@ type session struct {
 // unixSocketBuffer is the socket buffer size asked for on unix connections.
 const unixSocketBuffer = 2 << 20
 
-// dial connects to the hub and runs the handshake: read INFO, send CONNECT
-// and PING, wait for PONG (or -ERR).
+// dial connects to the hub and runs the handshake: read INFO, start TLS
+// if it is used, send CONNECT and PING, wait for PONG (or -ERR).
 func (c *Conn) dial(ctx context.Context) (*session, error) {
 	d := net.Dialer{Timeout: c.opts.DialTimeout}
-	nc, err := d.DialContext(ctx, c.network, c.addr)
+	nc, err := d.DialContext(ctx, c.target.network, c.target.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -55,22 +56,26 @@ func (c *Conn) lateErrors(s *session) {
 	}
 }
 
-func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
+// handshake runs the protocol handshake on raw. The session's connection
+// is raw, or a *tls.Conn over it when TLS is used.
+func (c *Conn) handshake(ctx context.Context, raw net.Conn) (*session, error) {
 	deadline := time.Now().Add(c.opts.DialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	_ = nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	_ = raw.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	nc := raw // becomes the TLS connection once TLS starts
 
 	p := protocol.NewParser(protocol.ClientSide, protocol.Limits{MaxControlLine: maxInboundControlLine})
 	var (
 		info      *protocol.Info
 		sent      bool // CONNECT and PING written
+		secure    bool // TLS in use
 		gotPong   bool
 		needPong  int // server PINGs to answer
-		serverErr error
+		serverErr *ServerError
 		frameErr  error
 		late      []string
 	)
@@ -111,6 +116,9 @@ func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
 			}
 		}
 		if serverErr != nil {
+			if strings.Contains(strings.ToLower(serverErr.Msg), "authentication timeout") {
+				return nil, fmt.Errorf("handshake: the hub's authentication timeout expired before it had our CONNECT (slow network or TLS handshake?): %w", serverErr)
+			}
 			return nil, serverErr
 		}
 		if frameErr != nil {
@@ -118,8 +126,23 @@ func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
 		}
 		var w []byte
 		if info != nil && !sent {
+			var err error
+			if secure, err = c.useTLS(info); err != nil {
+				return nil, err
+			}
+			if secure {
+				// The hub sends nothing after INFO until the client
+				// starts TLS; anything else read in plaintext is dropped.
+				tc, err := c.startTLS(ctx, raw)
+				if err != nil {
+					return nil, err
+				}
+				nc = tc
+				p = protocol.NewParser(protocol.ClientSide, protocol.Limits{MaxControlLine: maxInboundControlLine})
+				needPong = 0
+			}
 			p.SetMaxPayload(int(info.MaxPayload))
-			w = protocol.AppendConnect(w, c.connectBody())
+			w = protocol.AppendConnect(w, c.connectBody(secure))
 			w = append(w, protocol.Ping...)
 			sent = true
 		}
@@ -128,20 +151,33 @@ func (c *Conn) handshake(ctx context.Context, nc net.Conn) (*session, error) {
 		}
 		if len(w) > 0 {
 			if _, err := nc.Write(w); err != nil {
-				return nil, c.handshakeErr(ctx, err)
+				return nil, c.readWriteErr(ctx, err)
 			}
 		}
 		if gotPong {
 			break
 		}
 		if rerr != nil {
-			return nil, c.handshakeErr(ctx, rerr)
+			return nil, c.readWriteErr(ctx, rerr)
 		}
+	}
+	if !stop() {
+		return nil, ctx.Err() // the deadline is being cut: do not clear it
 	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
 	return &session{nc: nc, p: p, info: info, errs: late}, nil
+}
+
+// readWriteErr is handshakeErr, and ErrTLS for a TLS alert from the hub
+// (a rejected client certificate shows up on the first read after the
+// client's side of a TLS 1.3 handshake).
+func (c *Conn) readWriteErr(ctx context.Context, err error) error {
+	if isTLSAlert(err) {
+		return c.tlsErr(ctx, err)
+	}
+	return c.handshakeErr(ctx, err)
 }
 
 // handshakeErr reports ctx's error rather than the deadline it caused.
@@ -159,8 +195,10 @@ func (c *Conn) handshakeErr(ctx context.Context, err error) error {
 	return fmt.Errorf("handshake: %w", err)
 }
 
-func (c *Conn) connectBody() *protocol.Connect {
+// connectBody is the CONNECT of this Conn; secure says TLS is in use.
+func (c *Conn) connectBody(secure bool) *protocol.Connect {
 	return &protocol.Connect{
+		TLSRequired:  secure,
 		AuthToken:    c.opts.Token,
 		User:         c.opts.User,
 		Pass:         c.opts.Password,

@@ -1,8 +1,10 @@
 package switchboard
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -77,10 +79,37 @@ type Options struct {
 	PendingBytesLimit int
 
 	// Token, User and Password are sent in CONNECT (auth_token, user,
-	// pass) when non-empty. Default: empty (no credentials).
+	// pass) when non-empty; when TLS is used, only over TLS (a client that
+	// requires TLS gives up before CONNECT if the hub does not offer it).
+	// Default: empty (no credentials).
 	Token    string
 	User     string
 	Password string
+
+	// TLSConfig makes the connection use TLS, with this configuration
+	// (TLSClientConfig builds one from PEM files). Connect clones it;
+	// when its ServerName is empty the host of the URL is used to verify
+	// the hub's certificate.
+	//
+	// When TLS is used: always with a tls:// URL or a non-nil TLSConfig;
+	// with a nats://, tcp:// or host:port URL also when the hub's INFO
+	// says tls_required, in which case a nil TLSConfig means the system's
+	// root CAs and the URL's host (the certificate is still verified).
+	// TLS starts after the hub's plaintext INFO, as the NATS protocol
+	// does. If the client requires TLS and the hub does not offer it,
+	// Connect fails with ErrTLS. TLS is not supported over unix sockets
+	// (the hub identifies those clients by their kernel credentials
+	// instead): a TLSConfig with a unix:// URL, or a unix-socket hub that
+	// requires TLS, fails with ErrTLS. Reconnects redo the TLS handshake.
+	//
+	// Default: nil (plaintext unless the URL or the hub asks for TLS).
+	TLSConfig *tls.Config
+
+	// InboxPrefix starts the reply subjects of this Conn's requests
+	// (InboxPrefix + ".<random id>.<n>") and of Conn.NewInbox. A policy can
+	// then let each principal subscribe to its own prefix only, instead
+	// of to every "_INBOX.>" reply. Default: "_INBOX".
+	InboxPrefix string
 
 	// NoEcho asks the hub not to deliver this connection's own publishes
 	// to its own subscriptions. Default: false (echo).
@@ -149,6 +178,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.PendingBytesLimit == 0 {
 		r.PendingBytesLimit = DefaultPendingBytesLimit
+	}
+	if r.InboxPrefix == "" {
+		r.InboxPrefix = strings.TrimSuffix(InboxPrefix, ".")
+	}
+	if !validSubject(r.InboxPrefix, false) {
+		return r, fmt.Errorf("options: InboxPrefix %q is not a valid subject without wildcards: %w", r.InboxPrefix, ErrBadArgument)
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)

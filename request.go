@@ -27,6 +27,14 @@ const (
 	base62     = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 
+// NewInbox returns a new unique subject under the Conn's
+// Options.InboxPrefix ("_INBOX" by default).
+func (c *Conn) NewInbox() string {
+	var id [inboxIDLen]byte
+	fillID(id[:])
+	return c.opts.InboxPrefix + "." + string(id[:])
+}
+
 // fillID fills b with random base62 characters.
 func fillID(b []byte) {
 	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
@@ -70,7 +78,7 @@ func (c *Conn) respMux() (*respMux, error) {
 	if c.draining {
 		return nil, ErrDraining
 	}
-	r = &respMux{prefix: NewInbox() + ".", waiters: make(map[uint64]chan *Msg)}
+	r = &respMux{prefix: c.NewInbox() + ".", waiters: make(map[uint64]chan *Msg)}
 	c.ssid++
 	s := &Subscription{
 		Subject: r.prefix + "*",

@@ -6,15 +6,20 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
 
 	"switchboard"
+	"switchboard/auth"
 	"switchboard/hub"
+	"switchboard/internal/proctest"
 )
 
 // The tests run against a real server embedded in the test process: the
@@ -49,8 +54,8 @@ func startServer(t testing.TB, mod ...func(*server.Options)) *testServer {
 	for _, f := range mod {
 		f(&ts.opts)
 	}
-	if !useNATS && (ts.opts.Authorization != "" || ts.opts.Username != "" || len(ts.opts.Users) > 0 || len(ts.opts.Nkeys) > 0) {
-		t.Skip("the hub has no authentication or permissions yet (security issue); run with SWITCHBOARD_TEST_SERVER=nats")
+	if !useNATS && len(ts.opts.Nkeys) > 0 {
+		t.Skip("the hub does not support nkeys; run with SWITCHBOARD_TEST_SERVER=nats")
 	}
 	ts.start()
 	t.Cleanup(ts.Shutdown)
@@ -74,7 +79,11 @@ func (ts *testServer) start() {
 // false if the port cannot be bound yet.
 func (ts *testServer) startHub() bool {
 	ts.t.Helper()
-	h, err := hub.New(hub.Config{MaxPayload: int(ts.opts.MaxPayload)})
+	pol, err := auth.Parse("test-policy", []byte(hubPolicy(ts.t, &ts.opts)))
+	if err != nil {
+		ts.t.Fatalf("policy: %v", err)
+	}
+	h, err := hub.New(hub.Config{MaxPayload: int(ts.opts.MaxPayload), Policy: pol})
 	if err != nil {
 		ts.t.Fatalf("hub: %v", err)
 	}
@@ -379,4 +388,50 @@ func recv[T any](t testing.TB, ch <-chan T) T {
 		t.Fatal("timed out receiving")
 		panic("unreachable")
 	}
+}
+
+// hubPolicy translates the nats-server options the tests use (token,
+// users with passwords and permissions) into the same policy for the hub;
+// without any, network clients need no credentials (proctest.OpenPolicy).
+func hubPolicy(t testing.TB, o *server.Options) string {
+	t.Helper()
+	users := o.Users
+	if o.Username != "" {
+		users = append(users, &server.User{Username: o.Username, Password: o.Password})
+	}
+	if o.Authorization == "" && len(users) == 0 {
+		return proctest.OpenPolicy
+	}
+	var b strings.Builder
+	quote := func(list []string) string {
+		q := make([]string, len(list))
+		for i, s := range list {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	all := `allow_publish = [">", "$SB.>"]` + "\nallow_subscribe = [\">\"]\n"
+	if o.Authorization != "" {
+		fmt.Fprintf(&b, "[[token]]\nname = \"test\"\ntoken = %q\n[[rule]]\nwho = [\"token:test\"]\n%s", o.Authorization, all)
+	}
+	for _, u := range users {
+		// The lowest bcrypt cost keeps the tests fast; the hub accepts any.
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "[[user]]\nname = %q\npassword = %q\n[[rule]]\nwho = [%q]\n", u.Username, hash, "login:"+u.Username)
+		p := u.Permissions
+		if p == nil {
+			b.WriteString(all)
+			continue
+		}
+		if p.Publish != nil {
+			fmt.Fprintf(&b, "allow_publish = %s\ndeny_publish = %s\n", quote(p.Publish.Allow), quote(p.Publish.Deny))
+		}
+		if p.Subscribe != nil {
+			fmt.Fprintf(&b, "allow_subscribe = %s\ndeny_subscribe = %s\n", quote(p.Subscribe.Allow), quote(p.Subscribe.Deny))
+		}
+	}
+	return b.String()
 }

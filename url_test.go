@@ -21,6 +21,9 @@ func TestParseURL(t *testing.T) {
 		{"tcp://[::1]:5000", "tcp", "[::1]:5000"},
 		{"nats://[::1]", "tcp", "[::1]:4222"},
 		{"example.com:4222", "tcp", "example.com:4222"},
+		{"tls://hub.example:4443", "tcp", "hub.example:4443"},
+		{"TLS://hub.example", "tcp", "hub.example:4222"},
+		{"tls://[::1]", "tcp", "[::1]:4222"},
 	} {
 		n, a, err := switchboard.ParseURL(tc.url)
 		if err != nil || n != tc.network || a != tc.addr {
@@ -31,6 +34,7 @@ func TestParseURL(t *testing.T) {
 		"unix://", "unix://relative/path", "tcp://", "tcp://host", "tcp://host:0", "tcp://host:99999",
 		"tcp://host:port", "http://host:80", "ws://x:1", "host", "/abs/path", "tcp://:4222",
 		"nats://user:pw@host:4222", "tcp://host:4222/path", "tcp://ho st:1", "://x",
+		"tls://", "tls://a:b:c", "tls://u@h:1", "tls://host:4222/x",
 	} {
 		_, _, err := switchboard.ParseURL(bad)
 		if !errors.Is(err, switchboard.ErrBadURL) {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"switchboard/auth"
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
 )
@@ -34,19 +36,39 @@ var (
 
 // client is one connection's session state.
 type client struct {
-	h   *Hub
-	id  uint64
-	nc  net.Conn
-	rc  syscall.RawConn // nil when the transport has no file descriptor (TLS, WebSocket)
-	log *slog.Logger
+	h         *Hub
+	id        uint64
+	nc        net.Conn        // what frames are read from and written to
+	raw       net.Conn        // the accepted connection: nc, or what TLS runs over
+	tls       *tls.Conn       // nc when the listener requires TLS, else nil
+	tlsVerify bool            // the TLS listener requires client certificates
+	rc        syscall.RawConn // nil when the transport has no file descriptor (TLS, WebSocket)
+	log       *slog.Logger
+
+	// Identity and permissions, set by admit and authenticate on the
+	// reader goroutine before the first SUB; read-only afterwards, so
+	// deliveries may read them without locking.
+	base       *auth.Identity // what the transport established
+	who        *auth.Identity // base plus verified credentials
+	grant      *auth.Grant
+	restricted bool          // grant is checked on every PUB and SUB
+	respTTL    time.Duration // > 0: may answer requests it receives (see noteResponseLocked)
+	principal  string        // counted against a per-principal connection limit
+	maxSubs    int           // 0 = no limit
 
 	// Owned by the reader goroutine.
-	parser   *protocol.Parser
-	opts     protocol.Connect
-	gotConn  bool
-	pcd      map[*client]struct{} // connections this read delivered to, flushed at its end
-	lastDst  *client              // the last connection added to pcd, to skip repeated map writes
-	lastSubj []byte               // the last publish subject found valid
+	parser       *protocol.Parser
+	opts         protocol.Connect
+	gotConn      bool
+	pcd          map[*client]struct{} // connections this read delivered to, flushed at its end
+	lastDst      *client              // the last connection added to pcd, to skip repeated map writes
+	lastSubj     []byte               // the last publish subject found valid
+	authed       bool                 // CONNECT was accepted
+	lastPub      []byte               // the last subject a restricted client was allowed to publish to
+	lastPubOK    bool
+	auditAt      time.Time // start of the current audit log budget
+	auditLeft    int
+	auditDropped int
 
 	// echo is set at CONNECT and read only by the reader goroutine.
 	echo bool
@@ -63,7 +85,8 @@ type client struct {
 	done     chan struct{} // closed when the connection is closed
 	pingsOut int
 	pingT    *time.Timer
-	wg       sync.WaitGroup // writer goroutines
+	wg       sync.WaitGroup       // writer goroutines
+	resp     map[string]time.Time // reply subjects it may answer once, until the time given
 }
 
 // subscription is one SUB of one client.
@@ -77,14 +100,20 @@ type subscription struct {
 	max       int64 // auto-unsubscribe after this many deliveries; 0 = never
 	delivered int64
 	gone      bool // removed from c.subs: deliveries already under way are dropped
+
+	// filter is set when the pattern also covers subjects the policy denies
+	// this subscriber: each delivery is checked (see deliverable).
+	filter bool
 }
 
 func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 	c := &client{
-		h:      h,
-		id:     h.nextID.Add(1),
-		nc:     nc,
-		parser: protocol.NewParser(protocol.ServerSide, protocol.Limits{MaxControlLine: h.cfg.MaxControlLine, MaxPayload: h.cfg.MaxPayload}),
+		h:   h,
+		id:  h.nextID.Add(1),
+		nc:  nc,
+		raw: nc,
+		// Until CONNECT is accepted: short lines, no payloads (see admit.go).
+		parser: protocol.NewParser(protocol.ServerSide, protocol.Limits{MaxControlLine: min(h.cfg.MaxControlLine, preAuthLine), MaxPayload: 1}),
 		pcd:    make(map[*client]struct{}),
 		subs:   make(map[string]*subscription),
 		echo:   true,
@@ -97,7 +126,11 @@ func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 		uc.SetWriteBuffer(unixSockBuf)
 		uc.SetReadBuffer(unixSockBuf)
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	if tl, ok := l.(*tlsListener); ok {
+		c.tls = tls.Server(nc, tl.cfg)
+		c.tlsVerify = tl.cfg.ClientAuth == tls.RequireAndVerifyClientCert
+		c.nc = c.tls
+	} else if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 		}
@@ -110,17 +143,23 @@ func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 // until the connection ends, and finally cleans up.
 func (c *client) run() {
 	c.log.Debug("connected")
+	err := c.admit()
+	if err == nil {
+		c.mu.Lock()
+		c.pingT = time.AfterFunc(c.h.cfg.PingInterval, c.pingTimer)
+		c.mu.Unlock()
+		err = c.readLoop()
+		if c.authTimedOut(err) {
+			c.h.stats.authFailures.Add(1)
+			c.h.audit.Warn("authentication timeout: no CONNECT", "cid", c.id, "who", c.who, "transport", c.who.Transport, "remote", remoteAddr(c.raw), "timeout", c.h.cfg.AuthTimeout)
+			c.sendErrAndClose("Authentication Timeout")
+			err = errAuthTimeout
+		}
+	}
 	c.mu.Lock()
-	c.out = append(c.out, c.h.info(c)...)
-	c.mu.Unlock()
-	c.flushInline()
-	c.mu.Lock()
-	c.pingT = time.AfterFunc(c.h.cfg.PingInterval, c.pingTimer)
-	c.mu.Unlock()
-
-	err := c.readLoop()
-	c.mu.Lock()
-	c.pingT.Stop()
+	if c.pingT != nil {
+		c.pingT.Stop()
+	}
 	closing := c.closing
 	c.mu.Unlock()
 	if closing {
@@ -153,7 +192,7 @@ func (c *client) readLoop() error {
 			switch {
 			case n == len(buf):
 				shortReads = 0
-				if len(buf) < maxReadBuf {
+				if len(buf) < maxReadBuf && (c.authed || len(buf) < preAuthReadBuf) {
 					buf = make([]byte, 2*len(buf))
 				}
 			case n < len(buf)/4:
@@ -186,6 +225,10 @@ func (c *client) readLoop() error {
 // returns the reason the connection ends.
 func (c *client) protocolError(err error) error {
 	var pe *protocol.Error
+	if errors.As(err, &pe) && !c.authed && !c.gotConn {
+		// Whatever a peer sends before authenticating is refused alike.
+		return c.refuse("protocol error before CONNECT", pe.Msg)
+	}
 	if errors.As(err, &pe) {
 		c.h.stats.protoErrors.Add(1)
 		c.log.Info("protocol error", "err", pe.Msg, "detail", pe.Detail)
@@ -197,6 +240,9 @@ func (c *client) protocolError(err error) error {
 
 // handle processes one frame from the peer. It runs on the reader goroutine.
 func (c *client) handle(f *protocol.Frame) error {
+	if !c.authed && f.Op != protocol.OpConnect && f.Op != protocol.OpPing && f.Op != protocol.OpPong {
+		return c.preAuth(f)
+	}
 	switch f.Op {
 	case protocol.OpPub, protocol.OpHPub:
 		return c.processPub(f)
@@ -238,14 +284,23 @@ func (c *client) processConnect(f *protocol.Frame) error {
 	if err := json.Unmarshal(f.Payload, &opts); err != nil {
 		return &protocol.Error{Msg: "Invalid Connect Options", Detail: err.Error()}
 	}
-	// Options may change only before the first SUB, so that deliveries
-	// never see them change under way.
+	// Options (and credentials) may change only before the first SUB, so
+	// that deliveries never see them change under way. Only the reader
+	// goroutine adds subscriptions, so none appears before the next lock.
 	c.mu.Lock()
-	if len(c.subs) > 0 {
-		c.mu.Unlock()
+	hasSubs := len(c.subs) > 0
+	c.mu.Unlock()
+	if hasSubs {
 		c.softErr("CONNECT After SUB Ignored")
 		return nil
 	}
+	if !c.gotConn {
+		// Credentials count at the first CONNECT only.
+		if err := c.authenticate(&opts); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
 	c.headers = opts.Headers
 	c.mu.Unlock()
 	c.opts = opts
@@ -265,7 +320,14 @@ func (c *client) processSub(f *protocol.Frame) error {
 		c.softErr("Invalid Queue Name")
 		return nil
 	}
-	s := &subscription{c: c, subject: string(f.Subject), queue: string(f.Queue), sid: append([]byte(nil), f.SID...)}
+	filter := false
+	if c.restricted {
+		var ok bool
+		if ok, filter = c.maySubscribe(f.Subject); !ok {
+			return nil
+		}
+	}
+	s := &subscription{c: c, subject: string(f.Subject), queue: string(f.Queue), sid: append([]byte(nil), f.SID...), filter: filter}
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -277,7 +339,7 @@ func (c *client) processSub(f *protocol.Frame) error {
 		old.gone = true
 		delete(c.subs, string(s.sid))
 	}
-	full := c.h.cfg.MaxSubscriptions > 0 && len(c.subs) >= c.h.cfg.MaxSubscriptions
+	full := c.maxSubs > 0 && len(c.subs) >= c.maxSubs
 	if !full {
 		c.subs[string(s.sid)] = s
 	}
@@ -333,6 +395,9 @@ func (c *client) processPub(f *protocol.Frame) error {
 		c.softErr("Invalid Reply Subject")
 		return nil
 	}
+	if c.restricted && !c.mayPublish(f.Subject) {
+		return nil
+	}
 	c.h.stats.inMsgs.Add(1)
 	c.ok() // before the message, as nats-server orders them
 	c.route(f.Subject, f.Reply, f.HeaderLen, f.Payload)
@@ -375,5 +440,8 @@ func (c *client) cleanup() {
 	c.mu.Unlock()
 	for _, s := range subs {
 		c.h.subs.Remove(s.subject, s.queue, s)
+	}
+	if c.principal != "" {
+		c.h.removePrincipalConn(c.principal)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"switchboard/auth"
 )
 
 // Config configures a Hub. The zero value is valid: every field's comment
@@ -33,7 +35,16 @@ type Config struct {
 	MaxConnections int
 	// MaxSubscriptions limits subscriptions per connection; 0 means no limit.
 	MaxSubscriptions int
-	// Logger receives the hub's logs. Default: discard.
+	// Policy decides who may connect and what each connection may publish
+	// and subscribe to, on every transport. Default: auth.DefaultPolicy():
+	// the hub's own uid and root may do everything, other local uids
+	// nothing, and network clients without credentials are refused.
+	Policy *auth.Policy
+	// AuthTimeout bounds how long a new connection may take to finish its
+	// TLS handshake and send CONNECT; then it is closed. Default 2s.
+	AuthTimeout time.Duration
+	// Logger receives the hub's logs, including the audit log of failed
+	// authentications and denied operations. Default: discard.
 	Logger *slog.Logger
 }
 
@@ -69,6 +80,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = 65536
 	}
+	if c.Policy == nil {
+		c.Policy = auth.DefaultPolicy()
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 2 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +104,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("max_pings_out: %d must be positive", c.MaxPingsOut)
 	case c.MaxConnections < 0:
 		return c, fmt.Errorf("max_connections: %d must be positive", c.MaxConnections)
+	case c.AuthTimeout < 0:
+		return c, fmt.Errorf("auth_timeout: %v must be positive", c.AuthTimeout)
 	case c.MaxSubscriptions < 0:
 		return c, fmt.Errorf("max_subscriptions: %d must not be negative", c.MaxSubscriptions)
 	}

@@ -12,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
+
+	"switchboard/auth"
+	"switchboard/internal/proctest"
 )
 
 func TestMain(m *testing.M) {
@@ -33,8 +36,14 @@ type testHub struct {
 	tcp  string
 }
 
+// startHub starts a hub on a unix socket and a TCP port. Unless cfg sets a
+// policy, TCP clients need no credentials (proctest.OpenPolicy): the
+// conformance tests are about the protocol; auth_test.go is about policy.
 func startHub(t testing.TB, cfg Config) *testHub {
 	t.Helper()
+	if cfg.Policy == nil {
+		cfg.Policy = openPolicy(t)
+	}
 	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +70,15 @@ func startHub(t testing.TB, cfg Config) *testHub {
 		}
 	})
 	return &testHub{Hub: h, sock: sock, tcp: tl.Addr().String()}
+}
+
+func openPolicy(t testing.TB) *auth.Policy {
+	t.Helper()
+	p, err := auth.Parse("open-policy", []byte(proctest.OpenPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func (th *testHub) transports() []transport {

@@ -24,20 +24,22 @@ var ErrServerClosed = errors.New("hub: server closed")
 
 // Hub routes messages between connected clients. Create it with New.
 type Hub struct {
-	cfg  Config
-	log  *slog.Logger
-	id   string
-	subs *subject.Sublist[*subscription]
+	cfg   Config
+	log   *slog.Logger
+	audit *slog.Logger // log.With("audit", true): denials and failed authentications
+	id    string
+	subs  *subject.Sublist[*subscription]
 
 	nextID atomic.Uint64
 	stats  counters
 
-	mu        sync.Mutex // guards the fields below; see the lock order in the package doc
-	listeners map[net.Listener]struct{}
-	clients   map[uint64]*client
-	closing   bool
-	done      chan struct{} // closed when closing starts
-	wg        sync.WaitGroup
+	mu         sync.Mutex // guards the fields below; see the lock order in the package doc
+	listeners  map[net.Listener]struct{}
+	clients    map[uint64]*client
+	principals map[string]int // connections per principal with a connection limit
+	closing    bool
+	done       chan struct{} // closed when closing starts
+	wg         sync.WaitGroup
 }
 
 // New returns a Hub configured by cfg, or an error naming the first invalid
@@ -50,13 +52,15 @@ func New(cfg Config) (*Hub, error) {
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	return &Hub{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		id:        "SB" + hex.EncodeToString(idb[:]),
-		subs:      subject.NewSublist[*subscription](),
-		listeners: make(map[net.Listener]struct{}),
-		clients:   make(map[uint64]*client),
-		done:      make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		audit:      cfg.Logger.With("audit", true),
+		principals: make(map[string]int),
+		id:         "SB" + hex.EncodeToString(idb[:]),
+		subs:       subject.NewSublist[*subscription](),
+		listeners:  make(map[net.Listener]struct{}),
+		clients:    make(map[uint64]*client),
+		done:       make(chan struct{}),
 	}, nil
 }
 
@@ -231,16 +235,23 @@ func (h *Hub) beginClose() []*client {
 }
 
 // info returns the INFO frame for a new connection.
-func (h *Hub) info(c *client) []byte {
+func (h *Hub) info(c *client, maxPayload int) []byte {
 	inf := protocol.Info{
 		ServerID:   h.id,
 		ServerName: h.cfg.Name,
 		Version:    Version,
 		Go:         runtime.Version(),
 		Headers:    true,
-		MaxPayload: int64(h.cfg.MaxPayload),
+		MaxPayload: int64(maxPayload),
 		Proto:      1,
 		ClientID:   c.id,
+	}
+	if !c.who.Local && !h.cfg.Policy.AllowAnonymous() {
+		inf.AuthRequired = true
+	}
+	if c.tls != nil {
+		inf.TLSRequired = true
+		inf.TLSVerify = c.tlsVerify
 	}
 	if a, ok := c.nc.LocalAddr().(*net.TCPAddr); ok {
 		inf.Host = a.IP.String()

@@ -23,7 +23,8 @@ func isTemporaryAcceptError(err error) bool {
 }
 
 // ListenUnix listens on a unix socket at path with the given file mode
-// (0600 when mode is 0). The parent directory is created 0700 if missing.
+// (0600 when mode is 0). The parent directory is created 0700 if missing
+// (0710 or 0701 when mode admits the group or others).
 // A socket file left by a hub that no longer runs is replaced; if another
 // process is listening on path, or path is not a socket, ListenUnix fails
 // and touches nothing. The socket file is removed when the listener closes.
@@ -34,7 +35,16 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if mode&^0o777 != 0 {
 		return nil, fmt.Errorf("listen unix %s: mode %#o has bits outside 0777", path, mode)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// A directory created here is private, except that it lets in (search
+	// only, no listing) whoever the socket's mode lets in.
+	dirMode := os.FileMode(0o700)
+	if mode&0o070 != 0 {
+		dirMode |= 0o010
+	}
+	if mode&0o007 != 0 {
+		dirMode |= 0o001
+	}
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
 	if err := removeStaleSocket(path); err != nil {

@@ -122,7 +122,7 @@ func (c *client) closeIfDoneLocked() {
 	}
 	c.mu.Unlock()
 	if done {
-		c.nc.Close()
+		c.raw.Close() // not the TLS layer: its close_notify may block for seconds on a peer that stopped reading
 	}
 }
 
@@ -250,7 +250,7 @@ func (c *client) closeNow(reason error) {
 	c.out = nil
 	c.mu.Unlock()
 	if !already {
-		c.nc.Close()
+		c.raw.Close() // not the TLS layer: its close_notify may block for seconds on a peer that stopped reading
 		if reason != nil && !errors.Is(reason, errShutdown) {
 			c.log.Debug("closing", "reason", reason)
 		}

@@ -170,7 +170,8 @@ func (l opaqueListener) Accept() (net.Conn, error) {
 // On a transport without a raw file descriptor (TLS, WebSocket), the -ERR
 // for a protocol violation still reaches the peer before the close.
 func TestProtocolErrorReachesPeerWithoutRawConn(t *testing.T) {
-	h, _ := New(Config{})
+	// The wrapped connection carries no peer credentials: anonymous.
+	h, _ := New(Config{Policy: openPolicy(t)})
 	sock := filepath.Join(t.TempDir(), "s")
 	raw, err := net.Listen("unix", sock)
 	if err != nil {

@@ -46,6 +46,11 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 	if d == c && !c.echo {
 		return false
 	}
+	if s.filter && !deliverable(s, subj) {
+		return false
+	}
+	// A restricted subscriber may answer what it receives (allow_responses).
+	resp := reply != nil && d.respTTL > 0 && !d.grant.PublishUncached(string(reply)).Allowed
 	d.mu.Lock()
 	// s may have been unsubscribed since Match found it: gone drops such
 	// late deliveries, so a sid is never delivered after its UNSUB.
@@ -54,6 +59,9 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 		return false
 	}
 	s.delivered++
+	if resp {
+		d.noteResponseLocked(reply)
+	}
 	last := s.max > 0 && s.delivered == s.max
 	if hdrLen > 0 && !d.headers {
 		d.out = protocol.AppendMsg(d.out, subj, s.sid, reply, payload[hdrLen:])

@@ -9,6 +9,8 @@ type counters struct {
 	inBytes, outBytes  atomic.Uint64
 	slowConsumers      atomic.Uint64
 	protoErrors        atomic.Uint64
+	authFailures       atomic.Uint64
+	denied, filtered   atomic.Uint64
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -23,6 +25,9 @@ type Stats struct {
 	OutBytes      uint64 // bytes written to clients
 	SlowConsumers uint64 // connections closed as slow consumers
 	ProtoErrors   uint64 // connections closed for protocol violations
+	AuthFailures  uint64 // connections refused: bad or missing credentials, failed TLS, no grant, auth timeout
+	Denied        uint64 // publishes and subscriptions refused by the policy
+	Filtered      uint64 // deliveries withheld from wildcard subscriptions that cover denied subjects
 }
 
 // Stats returns a snapshot of the hub's counters.
@@ -41,5 +46,8 @@ func (h *Hub) Stats() Stats {
 		OutBytes:      h.stats.outBytes.Load(),
 		SlowConsumers: h.stats.slowConsumers.Load(),
 		ProtoErrors:   h.stats.protoErrors.Load(),
+		AuthFailures:  h.stats.authFailures.Load(),
+		Denied:        h.stats.denied.Load(),
+		Filtered:      h.stats.filtered.Load(),
 	}
 }

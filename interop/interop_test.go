@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,11 +52,20 @@ func startHub(t *testing.T, extra ...string) *hub {
 	for attempt := 0; ; attempt++ {
 		dir := t.TempDir()
 		addr := freeAddr(t)
-		args := append([]string{"serve",
+		args := []string{"serve",
 			"--socket", filepath.Join(dir, "hub.sock"),
 			"--listen", addr,
 			"--data", filepath.Join(dir, "data"),
-		}, extra...)
+		}
+		if !slices.Contains(extra, "--policy") && !slices.Contains(extra, "--config") {
+			// These peers connect over TCP without credentials.
+			pol := filepath.Join(dir, "policy.toml")
+			if err := os.WriteFile(pol, []byte(proctest.OpenPolicy), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args = append(args, "--policy", pol)
+		}
+		args = append(args, extra...)
 		p := proctest.Start(t, nil, bin, args...)
 		if err := waitTCP(addr, 15*time.Second); err != nil {
 			// Another process may have taken the port between freeAddr

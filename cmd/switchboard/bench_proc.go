@@ -98,6 +98,19 @@ func (p *serverProc) exitErr(name string) error {
 	return fmt.Errorf("%s exited while starting: %v", name, p.waitErr)
 }
 
+// benchPolicy lets the benchmark's TCP clients in without credentials, as
+// nats-server (which runs without authentication in the comparison) does,
+// with every permission, so the hub checks nothing per message — as for
+// the benchmark's unix clients, which run as the hub's own uid.
+const benchPolicy = `allow_anonymous = true
+
+[[rule]]
+name = "bench: anonymous TCP clients may do everything"
+who = ["anonymous"]
+allow_publish = [">", "$SB.>"]
+allow_subscribe = [">"]
+`
+
 // startHub starts `<this executable> serve` on a unix socket in dir and a
 // free TCP port, and waits until both accept.
 func startHub(ctx context.Context, dir string, maxPayload int, stderr io.Writer) (*serverProc, error) {
@@ -116,10 +129,15 @@ func startHub(ctx context.Context, dir string, maxPayload int, stderr io.Writer)
 			return nil, err
 		}
 		os.Remove(sock)
+		pol := filepath.Join(dir, "policy.toml")
+		if err := os.WriteFile(pol, []byte(benchPolicy), 0o600); err != nil {
+			return nil, err
+		}
 		p := &serverProc{info: serverInfo{Server: "hub", Unix: sock, TCP: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}}
 		p.cmd = exec.Command(exe, "serve",
 			"--socket", sock,
 			"--listen", p.info.TCP,
+			"--policy", pol,
 			"--data", filepath.Join(dir, "data"),
 			"--log-level", "warn",
 			"--max-payload", strconv.Itoa(maxPayload))

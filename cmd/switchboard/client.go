@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +21,72 @@ import (
 	"switchboard/internal/paths"
 )
 
+// Environment variables the client commands read for credentials when the
+// matching flag is not given. They are the preferred way to pass secrets:
+// other users can read a process's arguments (ps, /proc), but not its
+// environment.
+const (
+	envToken    = "SWITCHBOARD_TOKEN"
+	envUser     = "SWITCHBOARD_USER"
+	envPassword = "SWITCHBOARD_PASSWORD"
+)
+
+// addClientFlags adds the credential and TLS flags of the commands that
+// connect to the hub (pub, sub, req, reply).
+func addClientFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("token", "", "authentication token (default $"+envToken+"; prefer the variable: other users can see command-line arguments in ps)")
+	f.String("user", "", "user name to log in with (default $"+envUser+")")
+	f.String("password", "", "password of --user (default $"+envPassword+"; prefer the variable: other users can see command-line arguments in ps)")
+	f.String("tls-ca", "", "CA certificates (PEM) the hub's certificate must chain to (default: the system's roots); enables TLS, as does a tls:// --server")
+	f.String("tls-cert", "", "client certificate (PEM) for mutual TLS; needs --tls-key; enables TLS")
+	f.String("tls-key", "", "private key (PEM) of --tls-cert")
+	f.String("inbox-prefix", "", `subject prefix of reply inboxes (default "_INBOX"); a policy may let you subscribe only to your own`)
+}
+
+// credential returns the flag's value if it was given, else the
+// environment variable's.
+func credential(cmd *cobra.Command, flag, env string) string {
+	if cmd.Flags().Changed(flag) {
+		v, _ := cmd.Flags().GetString(flag)
+		return v
+	}
+	return os.Getenv(env)
+}
+
+// clientOptions builds the connection options of a client command from its
+// flags and the environment. TLS is used when a --tls-* flag is given, for
+// tls:// URLs and when the hub requires it.
+func clientOptions(cmd *cobra.Command, url string) (*switchboard.Options, error) {
+	o := &switchboard.Options{
+		Name:     "switchboard " + cmd.Name(),
+		Token:    credential(cmd, "token", envToken),
+		User:     credential(cmd, "user", envUser),
+		Password: credential(cmd, "password", envPassword),
+	}
+	o.InboxPrefix, _ = cmd.Flags().GetString("inbox-prefix")
+	ca, _ := cmd.Flags().GetString("tls-ca")
+	cert, _ := cmd.Flags().GetString("tls-cert")
+	key, _ := cmd.Flags().GetString("tls-key")
+	if ca == "" && cert == "" && key == "" {
+		return o, nil
+	}
+	if network, _, _ := switchboard.ParseURL(url); network == "unix" {
+		return nil, usagef("--tls-ca, --tls-cert, --tls-key: TLS is not used over unix sockets (%s); give --server tls://host:port", url)
+	}
+	if (cert == "") != (key == "") {
+		return nil, usagef("--tls-cert and --tls-key go together")
+	}
+	cfg, err := switchboard.TLSClientConfig(ca, cert, key)
+	if err != nil {
+		return nil, usagef("--tls-ca, --tls-cert, --tls-key: %s", strings.TrimPrefix(err.Error(), "switchboard: "))
+	}
+	o.TLSConfig = cfg
+	return o, nil
+}
+
 // connect dials the hub named by --server, $SWITCHBOARD_URL or the default
-// socket.
+// socket, with the credentials and TLS settings of addClientFlags.
 func connect(ctx context.Context, cmd *cobra.Command) (*switchboard.Conn, error) {
 	url, _ := cmd.Flags().GetString("server")
 	if url == "" {
@@ -30,13 +95,47 @@ func connect(ctx context.Context, cmd *cobra.Command) (*switchboard.Conn, error)
 	if _, _, err := switchboard.ParseURL(url); err != nil {
 		return nil, usageError{err}
 	}
+	opts, err := clientOptions(cmd, url)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	nc, err := switchboard.Connect(dctx, url, &switchboard.Options{Name: "switchboard " + cmd.Name(), MaxReconnects: 0})
+	nc, err := switchboard.Connect(dctx, url, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", url, err)
+		ce := connectError{err: err} // err names the URL already
+		var ve *tls.CertificateVerificationError
+		if errors.As(err, &ve) && opts.TLSConfig == nil {
+			ce.hint = " (--tls-ca names the CA of the hub's certificate)"
+		}
+		return nil, ce
 	}
 	return nc, nil
+}
+
+// connectError is an error from switchboard.Connect without its package
+// prefix, which run prints in front of every error, and with a hint.
+type connectError struct {
+	err  error
+	hint string
+}
+
+func (e connectError) Error() string {
+	msg := strings.TrimPrefix(e.err.Error(), "switchboard: ")
+	return strings.ReplaceAll(msg, ": switchboard: ", ": ") + e.hint
+}
+func (e connectError) Unwrap() error { return e.err }
+
+// flushChecked flushes and then fails if the hub refused anything sent
+// before: its -ERR arrives before the PONG that ends the flush.
+func flushChecked(ctx context.Context, nc *switchboard.Conn) error {
+	if err := nc.Flush(ctx); err != nil {
+		return err
+	}
+	if err := nc.LastError(); errors.Is(err, switchboard.ErrPermission) {
+		return err
+	}
+	return nil
 }
 
 // open connects for a client command and returns a context cancelled by
@@ -52,7 +151,7 @@ func open(cmd *cobra.Command) (context.Context, *switchboard.Conn, func(), error
 }
 
 func newPub() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "pub SUBJECT [DATA]",
 		Short: "Publish DATA, or each line of stdin as one message",
 		Args:  cobra.RangeArgs(1, 2),
@@ -67,7 +166,7 @@ func newPub() *cobra.Command {
 				if err := nc.Publish(subj, []byte(args[1])); err != nil {
 					return err
 				}
-				return nc.Flush(ctx)
+				return flushChecked(ctx, nc)
 			}
 			sc := bufio.NewScanner(cmd.InOrStdin())
 			sc.Buffer(make([]byte, 64<<10), int(nc.MaxPayload())+1)
@@ -79,9 +178,11 @@ func newPub() *cobra.Command {
 			if err := sc.Err(); err != nil {
 				return fmt.Errorf("read stdin: %w", err)
 			}
-			return nc.Flush(ctx)
+			return flushChecked(ctx, nc)
 		},
 	}
+	addClientFlags(cmd)
+	return cmd
 }
 
 func newSub() *cobra.Command {
@@ -116,7 +217,7 @@ func newSub() *cobra.Command {
 					return err
 				}
 			}
-			if err := nc.Flush(ctx); err != nil {
+			if err := flushChecked(ctx, nc); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "switchboard: subscribed to %s\n", args[0])
@@ -147,6 +248,7 @@ func newSub() *cobra.Command {
 	cmd.Flags().String("queue", "", "join queue group G: each message goes to one member")
 	cmd.Flags().Int("count", 0, "exit after N messages (0 = run until interrupted)")
 	cmd.Flags().Bool("raw", false, "print payloads only")
+	addClientFlags(cmd)
 	return cmd
 }
 
@@ -172,6 +274,9 @@ func newReq() *cobra.Command {
 				if errors.Is(err, switchboard.ErrNoResponders) {
 					return fmt.Errorf("no responders on %q", args[0])
 				}
+				if le := nc.LastError(); errors.Is(le, switchboard.ErrPermission) {
+					return le // the hub refused the request or its reply inbox
+				}
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -183,6 +288,7 @@ func newReq() *cobra.Command {
 		},
 	}
 	cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the reply")
+	addClientFlags(cmd)
 	return cmd
 }
 
@@ -223,7 +329,7 @@ func newReply() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := nc.Flush(ctx); err != nil {
+			if err := flushChecked(ctx, nc); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "switchboard: answering requests on %s\n", args[0])
@@ -235,6 +341,7 @@ func newReply() *cobra.Command {
 	}
 	cmd.Flags().String("command", "", "shell command run per request (request on stdin, reply from stdout)")
 	cmd.Flags().String("queue", "", "join queue group G so several repliers share the load")
+	addClientFlags(cmd)
 	return cmd
 }
 

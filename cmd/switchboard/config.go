@@ -9,14 +9,21 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"switchboard/auth"
 )
 
 // fileConfig is the hub's TOML configuration file. Every key is optional;
 // flags given on the command line override the file. The defaults are those
-// of serveFlags below and of hub.Config.
+// of serveFlags below and of hub.Config. The policy (rules, users, tokens,
+// allow_anonymous; see auth.File) may live in the same file.
 type fileConfig struct {
 	Socket           *string   `toml:"socket"`            // unix socket path; "" disables; default under $XDG_RUNTIME_DIR
 	SocketMode       *string   `toml:"socket_mode"`       // octal file mode of the socket; default "0600"
+	SocketGroup      *string   `toml:"socket_group"`      // group (name or id) given the socket file; default: the hub's
+	Policy           *string   `toml:"policy"`            // policy file; default: the policy keys of this file, else the built-in default
+	AuthTimeout      *duration `toml:"auth_timeout"`      // default "2s"
+	TLS              *tlsFile  `toml:"tls"`               // TLS on the TCP listener; default off
 	Listen           *string   `toml:"listen"`            // TCP host:port; "" disables; default "127.0.0.1:4222"
 	Data             *string   `toml:"data"`              // data directory; default $XDG_STATE_HOME/switchboard
 	Name             *string   `toml:"name"`              // name in INFO; default host name
@@ -30,6 +37,20 @@ type fileConfig struct {
 	MaxSubscriptions *int      `toml:"max_subscriptions"` // default 0 (no limit)
 	LogFormat        *string   `toml:"log_format"`        // "text" (default) or "json"
 	LogLevel         *string   `toml:"log_level"`         // "debug", "info" (default), "warn", "error"
+
+	auth.File // policy keys: allow_anonymous, allow_responses, response_ttl, [[user]], [[token]], [[rule]]
+
+	path string // where the file was read from
+	data []byte // its text, for the line numbers of policy rules
+}
+
+// tlsFile is the [tls] table: with cert and key set, the TCP listener
+// requires TLS.
+type tlsFile struct {
+	Cert   *string `toml:"cert"`   // server certificate chain (PEM)
+	Key    *string `toml:"key"`    // its private key (PEM)
+	CA     *string `toml:"ca"`     // CAs that client certificates must chain to (PEM)
+	Verify *bool   `toml:"verify"` // require a client certificate (mutual TLS); needs ca
 }
 
 // loadConfigFile reads path strictly: unknown keys and wrongly typed values
@@ -44,6 +65,7 @@ func loadConfigFile(path string) (*fileConfig, error) {
 		// One line, always: the message names the key.
 		return nil, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
+	fc.path, fc.data = path, data
 	return fc, nil
 }
 

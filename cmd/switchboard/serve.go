@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"switchboard/auth"
 	"switchboard/hub"
 	"switchboard/internal/paths"
 )
@@ -22,13 +23,17 @@ import (
 // serveSettings are the effective settings of `switchboard serve`, built
 // from defaults, then the config file, then flags.
 type serveSettings struct {
-	socket     string
-	socketMode os.FileMode
-	listen     string
-	data       string
-	logFormat  string
-	logLevel   string
-	hub        hub.Config
+	socket      string
+	socketMode  os.FileMode
+	socketGroup string
+	listen      string
+	policyPath  string      // --policy or the config's policy key
+	policyFile  *fileConfig // a config file with policy keys
+	tls         auth.TLSOptions
+	data        string
+	logFormat   string
+	logLevel    string
+	hub         hub.Config
 }
 
 func defaultDataDir() string {
@@ -49,14 +54,28 @@ func newServe() *cobra.Command {
 ($XDG_RUNTIME_DIR/switchboard.sock, else $TMPDIR/switchboard-UID/switchboard.sock,
 mode 0600) and on TCP 127.0.0.1:4222. Settings come from defaults, then
 --config FILE (TOML), then flags; flags win. SIGINT or SIGTERM stops accepting,
-flushes what is pending and exits 0.`,
+flushes what is pending and exits 0.
+
+Security (docs/security.md): the hub's own uid and root may do everything;
+other local uids nothing unless --policy FILE (or policy keys in the config
+file) grants it; TCP clients must log in (a [[user]] password, a [[token]],
+or a client certificate with --tls-ca) unless the policy sets
+allow_anonymous. --socket-mode 0666 lets other uids reach the socket at all;
+the policy still decides what they may do.`,
 		Args: cobra.NoArgs,
 		RunE: runServe,
 	}
 	f := cmd.Flags()
 	f.String("config", "", "TOML configuration file")
 	f.String("socket", paths.DefaultSocket(), `unix socket path ("" disables)`)
-	f.String("socket-mode", "0600", "unix socket file mode (octal)")
+	f.String("socket-mode", "0600", "unix socket file mode (octal); the policy still applies to whoever can connect")
+	f.String("socket-group", "", "group (name or id) to give the socket file, with --socket-mode 0660")
+	f.String("policy", "", "policy file: who may publish and subscribe to what (see docs/security.md)")
+	f.Duration("auth-timeout", 2*time.Second, "how long a new connection may take to finish TLS and CONNECT")
+	f.String("tls-cert", "", "TLS certificate (PEM): the TCP listener then requires TLS")
+	f.String("tls-key", "", "TLS private key (PEM)")
+	f.String("tls-ca", "", "CA certificates (PEM) that client certificates must chain to")
+	f.Bool("tls-verify", false, "require a client certificate signed by --tls-ca (mutual TLS)")
 	f.String("listen", hub.DefaultTCPAddr, `TCP listen address host:port ("" disables)`)
 	f.String("data", defaultDataDir(), "data directory (durable state)")
 	f.String("name", "", "hub name reported to clients (default: host name)")
@@ -92,6 +111,9 @@ func settingsFromCommand(cmd *cobra.Command) (*serveSettings, error) {
 		if err := s.applyFile(fc); err != nil {
 			return nil, usageError{fmt.Errorf("config %s: %w", path, err)}
 		}
+		if !fc.File.Empty() {
+			s.policyFile = fc
+		}
 	}
 
 	var err error
@@ -109,6 +131,13 @@ func settingsFromCommand(cmd *cobra.Command) (*serveSettings, error) {
 	set("log-level", func() error { s.logLevel, _ = f.GetString("log-level"); return nil })
 	set("name", func() error { s.hub.Name, _ = f.GetString("name"); return nil })
 	set("socket-mode", func() (e error) { v, _ := f.GetString("socket-mode"); s.socketMode, e = parseMode(v); return })
+	set("socket-group", func() error { s.socketGroup, _ = f.GetString("socket-group"); return nil })
+	set("policy", func() error { s.policyPath, _ = f.GetString("policy"); return nil })
+	set("auth-timeout", func() error { s.hub.AuthTimeout, _ = f.GetDuration("auth-timeout"); return nil })
+	set("tls-cert", func() error { s.tls.CertFile, _ = f.GetString("tls-cert"); return nil })
+	set("tls-key", func() error { s.tls.KeyFile, _ = f.GetString("tls-key"); return nil })
+	set("tls-ca", func() error { s.tls.ClientCAFile, _ = f.GetString("tls-ca"); return nil })
+	set("tls-verify", func() error { s.tls.Verify, _ = f.GetBool("tls-verify"); return nil })
 	set("max-payload", func() error { return sizeFlag(f.GetString, "max-payload", &s.hub.MaxPayload) })
 	set("max-pending", func() error { return sizeFlag(f.GetString, "max-pending", &s.hub.MaxPending) })
 	set("max-connections", func() error { s.hub.MaxConnections, _ = f.GetInt("max-connections"); return nil })
@@ -133,6 +162,11 @@ func settingsFromCommand(cmd *cobra.Command) (*serveSettings, error) {
 			return nil, usagef("listen: %q is not host:port", s.listen)
 		}
 	}
+	if pol, e := s.loadPolicy(); e != nil {
+		return nil, usageError{e}
+	} else {
+		s.hub.Policy = pol
+	}
 	return s, nil
 }
 
@@ -148,6 +182,19 @@ func (s *serveSettings) applyFile(fc *fileConfig) error {
 	str(fc.Name, &s.hub.Name)
 	str(fc.LogFormat, &s.logFormat)
 	str(fc.LogLevel, &s.logLevel)
+	str(fc.SocketGroup, &s.socketGroup)
+	str(fc.Policy, &s.policyPath)
+	if fc.AuthTimeout != nil {
+		s.hub.AuthTimeout = time.Duration(*fc.AuthTimeout)
+	}
+	if t := fc.TLS; t != nil {
+		str(t.Cert, &s.tls.CertFile)
+		str(t.Key, &s.tls.KeyFile)
+		str(t.CA, &s.tls.ClientCAFile)
+		if t.Verify != nil {
+			s.tls.Verify = *t.Verify
+		}
+	}
 	if fc.SocketMode != nil {
 		m, err := parseMode(*fc.SocketMode)
 		if err != nil {
@@ -232,21 +279,19 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	if s.socket != "" {
-		l, err := hub.ListenUnix(s.socket, s.socketMode)
+		l, err := s.listenUnix(log)
 		if err != nil {
 			return err
 		}
 		ls = append(ls, l)
-		log.Info("listening", "transport", "unix", "path", s.socket, "mode", fmt.Sprintf("%#o", s.socketMode))
 	}
 	if s.listen != "" {
-		l, err := hub.ListenTCP(s.listen)
+		l, err := s.listenTCP(log)
 		if err != nil {
 			closeAll()
 			return err
 		}
 		ls = append(ls, l)
-		log.Info("listening", "transport", "tcp", "addr", l.Addr().String())
 	}
 
 	if path, _ := cmd.Flags().GetString("cpuprofile"); path != "" {

@@ -220,3 +220,16 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// OpenPolicy is a hub policy for tests that need anonymous network
+// clients with every permission, as before the hub had a policy: TCP
+// clients without credentials may connect, publish and subscribe
+// anywhere, including $SB. Never use it outside tests.
+const OpenPolicy = `allow_anonymous = true
+
+[[rule]]
+name = "tests: anonymous network clients may do everything"
+who = ["anonymous"]
+allow_publish = [">", "$SB.>"]
+allow_subscribe = [">"]
+`

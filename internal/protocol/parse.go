@@ -111,6 +111,12 @@ func (p *Parser) SetMaxPayload(n int) {
 	p.maxPayload = clampLimit(n, DefaultMaxPayload, MaxPayloadLimit)
 }
 
+// SetMaxControlLine changes the control line limit, as SetMaxPayload does
+// the payload limit. A hub lowers it until a connection has authenticated.
+func (p *Parser) SetMaxControlLine(n int) {
+	p.mcl = clampLimit(n, DefaultMaxControlLine, MaxControlLineLimit)
+}
+
 // Buffered reports how many bytes of a partial frame the parser holds.
 // It never exceeds MaxControlLine + MaxPayload + 2 (the payload's CRLF).
 func (p *Parser) Buffered() int { return len(p.pend) }
