@@ -28,6 +28,9 @@ go test -race -count=1 -timeout 20m ./...
 echo "== client suite against nats-server (the same tests ran against the hub above)"
 SWITCHBOARD_TEST_SERVER=nats go test -race -count=1 -timeout 10m .
 
+echo "== policy evaluator vs its reference, 100,000 cases (the race run above does fewer)"
+go test -count=1 -run '^TestEvaluatorMatchesReference$' -v ./auth | grep -E 'checked|^(ok|FAIL|---)'
+
 echo "== fuzz ($fuzztime each)"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")

@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.PersistentFlags().String("server", "", "hub URL: unix:///path, tcp://host:port or nats://host:port (default $SWITCHBOARD_URL, else the hub's default unix socket)")
+	root.PersistentFlags().String("server", "", "hub URL: unix:///path, tcp://host:port, nats://host:port or tls://host:port (default $SWITCHBOARD_URL, else the hub's default unix socket)")
 	root.AddCommand(newServe(), newPub(), newSub(), newReq(), newReply(), newBench())
 	root.AddCommand(newAuth())
 	for _, c := range root.Commands() {
