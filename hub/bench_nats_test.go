@@ -29,7 +29,7 @@ func natsTransport(b *testing.B) transport {
 // of BenchmarkPubSub and BenchmarkRequestReply against nats-server, for a
 // same-run comparison: go test -bench 'PubSub|RequestReply' ./hub
 func BenchmarkNATSPubSub(b *testing.B) {
-	benchPubSub(b, natsTransport(b))
+	benchPubSub(b, natsTransport(b), plainHello, plainHello)
 }
 
 func BenchmarkNATSRequestReply(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,20 +39,47 @@ func benchConn(b *testing.B, tr transport, hello string) (net.Conn, *bufio.Reade
 	}
 }
 
+// plainHello is the CONNECT of a benchmark client without credentials.
+const plainHello = "CONNECT {\"verbose\":false}\r\n"
+
 // BenchmarkPubSub measures messages routed from one publisher connection to
 // one subscriber connection, per transport and payload size.
 func BenchmarkPubSub(b *testing.B) {
 	th := startHub(b, Config{})
 	for _, tr := range th.transports() {
-		b.Run(tr.name, func(b *testing.B) { benchPubSub(b, tr) })
+		b.Run(tr.name, func(b *testing.B) { benchPubSub(b, tr, plainHello, plainHello) })
 	}
 }
 
-func benchPubSub(b *testing.B, tr transport) {
+// BenchmarkPubSubPolicy is BenchmarkPubSub/tcp with both ends restricted
+// by the policy: every PUB is checked, and the subscriber's ">" overlaps a
+// deny, so every delivery is checked too (the most the policy costs).
+// Compare with BenchmarkPubSub/tcp in the same run.
+func BenchmarkPubSubPolicy(b *testing.B) {
+	th := startHub(b, Config{Policy: testPolicy(b, []string{"pub", "sub"}, `
+[[rule]]
+who = ["login:pub"]
+allow_publish = ["bench", "other.>"]
+deny_publish = ["secrets.>"]
+[[rule]]
+who = ["login:sub"]
+allow_subscribe = [">"]
+deny_subscribe = ["secrets.>"]
+`)})
+	login := func(u string) string {
+		return fmt.Sprintf("CONNECT {\"verbose\":false,\"user\":%q,\"pass\":\"pw\"}\r\n", u)
+	}
+	benchPubSub(b, th.transports()[1], login("pub"), login("sub")+"SUB > 1\r\n")
+}
+
+func benchPubSub(b *testing.B, tr transport, pubHello, subHello string) {
+	if !strings.Contains(subHello, "SUB ") {
+		subHello += "SUB bench 1\r\n"
+	}
 	for _, size := range []int{16, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			_, sr := benchConn(b, tr, "CONNECT {\"verbose\":false}\r\nSUB bench 1\r\n")
-			pc, _ := benchConn(b, tr, "CONNECT {\"verbose\":false}\r\n")
+			_, sr := benchConn(b, tr, subHello)
+			pc, _ := benchConn(b, tr, pubHello)
 			frame := []byte(fmt.Sprintf("PUB bench %d\r\n%s\r\n", size, bytes.Repeat([]byte("x"), size)))
 			msgLen := len(fmt.Sprintf("MSG bench 1 %d\r\n", size)) + size + 2
 			batch := bytes.Repeat(frame, max(1, (64<<10)/len(frame)))

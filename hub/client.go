@@ -57,15 +57,19 @@ type client struct {
 	maxSubs    int           // 0 = no limit
 
 	// Owned by the reader goroutine.
-	parser       *protocol.Parser
-	opts         protocol.Connect
-	gotConn      bool
-	pcd          map[*client]struct{} // connections this read delivered to, flushed at its end
-	lastDst      *client              // the last connection added to pcd, to skip repeated map writes
-	lastSubj     []byte               // the last publish subject found valid
-	authed       bool                 // CONNECT was accepted
-	lastPub      []byte               // the last subject a restricted client was allowed to publish to
-	lastPubOK    bool
+	parser    *protocol.Parser
+	opts      protocol.Connect
+	gotConn   bool
+	pcd       map[*client]struct{} // connections this read delivered to, flushed at its end
+	lastDst   *client              // the last connection added to pcd, to skip repeated map writes
+	lastSubj  []byte               // the last publish subject found valid
+	authed    bool                 // CONNECT was accepted
+	lastPub   []byte               // the last subject a restricted client was allowed to publish to
+	lastPubOK bool
+	// The last delivery check on a filtered subscription (see deliverable).
+	filtGrant    *auth.Grant
+	filtSubj     []byte
+	filtOK       bool
 	auditAt      time.Time // start of the current audit log budget
 	auditLeft    int
 	auditDropped int

@@ -53,13 +53,19 @@ func (c *client) maySubscribe(subj []byte) (ok, filter bool) {
 
 // deliverable reports whether a message on subj may be delivered on s,
 // a subscription whose pattern also covers subjects its owner may not
-// receive.
-func deliverable(s *subscription, subj []byte) bool {
-	if s.c.grant.Deliver(string(subj)) {
-		return true
+// receive. It runs on c's reader goroutine (c publishes), which remembers
+// the last answer: a stream to one subject is checked once per grant.
+func (c *client) deliverable(s *subscription, subj []byte) bool {
+	g := s.c.grant
+	ok := c.filtOK
+	if g != c.filtGrant || !bytes.Equal(subj, c.filtSubj) {
+		ok = g.Deliver(string(subj))
+		c.filtGrant, c.filtSubj, c.filtOK = g, append(c.filtSubj[:0], subj...), ok
 	}
-	s.c.h.stats.filtered.Add(1)
-	return false
+	if !ok {
+		c.h.stats.filtered.Add(1)
+	}
+	return ok
 }
 
 // noteResponse lets d answer a request it is about to receive even if it

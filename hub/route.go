@@ -46,7 +46,7 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 	if d == c && !c.echo {
 		return false
 	}
-	if s.filter && !deliverable(s, subj) {
+	if s.filter && !c.deliverable(s, subj) {
 		return false
 	}
 	// A restricted subscriber may answer what it receives (allow_responses).
