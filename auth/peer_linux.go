@@ -87,7 +87,10 @@ func peerGroups(fd int) ([]uint32, error) {
 			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
 		switch errno {
 		case 0:
-			return buf[:size/4], nil
+			if size == 0 {
+				return nil, nil
+			}
+			return append([]uint32(nil), buf[:size/4]...), nil // not the whole buffer: one per connection
 		case unix.ERANGE:
 			// The kernel said how much room it needs (at most NGROUPS_MAX = 65536).
 			if size/4 > 65536 {
