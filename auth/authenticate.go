@@ -33,7 +33,7 @@ const HashCost = 11
 // bcryptSem bounds the bcrypt comparisons running at once, process-wide:
 // each takes tens of milliseconds of CPU, and a flood of logins must not
 // starve the hub.
-var bcryptSem = make(chan struct{}, runtime.NumCPU())
+var bcryptSem = make(chan struct{}, max(1, runtime.NumCPU()/2))
 
 // Authenticate checks the credentials a client presented and completes id:
 // Login for a password user, Token for a token, Anonymous for a network
@@ -45,7 +45,8 @@ var bcryptSem = make(chan struct{}, runtime.NumCPU())
 // [ErrAuthRequired] unless the policy allows anonymous access. Wrong
 // credentials of any kind give [ErrBadCredentials].
 //
-// Password checks use bcrypt, at most runtime.NumCPU() at once; waiting
+// Password checks use bcrypt, at most half the CPUs (one at least) at
+// once, so a flood of wrong passwords leaves cores to everything else; waiting
 // for a turn ends with ctx. A successful (user, password) pair is
 // remembered, so a client that reconnects often is checked cheaply. An
 // unknown user costs as much as a wrong password. Tokens are compared in

@@ -62,14 +62,23 @@ func PeerIdentity(c *net.UnixConn, names bool) (*Identity, error) {
 	}
 	id.Comm = processName(id.PID, pidfd)
 	if names {
-		id.UserName = lookupUser(id.UID)
+		// A name that cannot be looked up (the user database failed, not
+		// "no such user") refuses the connection: a deny rule on that name
+		// must not be skipped because a lookup failed.
+		if id.UserName, err = lookupUser(id.UID); err != nil {
+			return nil, err
+		}
 		seen := map[uint32]bool{}
 		for _, g := range append([]uint32{id.GID}, id.Groups...) {
 			if seen[g] {
 				continue
 			}
 			seen[g] = true
-			if n := lookupGroup(g); n != "" {
+			n, err := lookupGroup(g)
+			if err != nil {
+				return nil, err
+			}
+			if n != "" {
 				id.GroupNames = append(id.GroupNames, n)
 			}
 		}
@@ -109,13 +118,17 @@ func peerGroups(fd int) ([]uint32, error) {
 // processName returns the peer's command name. With a pidfd it checks,
 // after reading, that the process still exists: the pidfd refers to the
 // process itself, so if it is alive the pid was not reused in between.
+// It closes pidfd (when >= 0) in every case. A peer in another pid
+// namespace has pid 0, yet may still come with a pidfd.
 func processName(pid int32, pidfd int) string {
+	if pidfd >= 0 {
+		defer unix.Close(pidfd)
+	}
 	if pid <= 0 {
 		return ""
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/comm")
 	if pidfd >= 0 {
-		defer unix.Close(pidfd)
 		if unix.PidfdSendSignal(pidfd, 0, nil, 0) != nil {
 			return "" // gone: whatever we read may belong to a newer process
 		}
@@ -142,39 +155,54 @@ var names = nameCache{m: make(map[string]cachedName)}
 
 const nameTTL = time.Minute
 
-func (nc *nameCache) get(key string, look func() string) string {
+// get returns the cached name for key, or looks it up. A lookup error is
+// returned and not cached; "no such name" is a name of "" and is cached.
+func (nc *nameCache) get(key string, look func() (string, error)) (string, error) {
 	nc.mu.Lock()
 	e, ok := nc.m[key]
 	nc.mu.Unlock()
 	if ok && time.Since(e.at) < nameTTL {
-		return e.name
+		return e.name, nil
 	}
-	n := look()
+	n, err := look()
+	if err != nil {
+		return "", err
+	}
 	nc.mu.Lock()
 	if len(nc.m) > 4096 {
 		clear(nc.m)
 	}
 	nc.m[key] = cachedName{n, time.Now()}
 	nc.mu.Unlock()
-	return n
+	return n, nil
 }
 
-func lookupUser(uid uint32) string {
-	return names.get("u"+strconv.FormatUint(uint64(uid), 10), func() string {
-		u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
-		if err != nil {
-			return ""
+func lookupUser(uid uint32) (string, error) {
+	id := strconv.FormatUint(uint64(uid), 10)
+	return names.get("u"+id, func() (string, error) {
+		u, err := user.LookupId(id)
+		var unknown user.UnknownUserIdError
+		switch {
+		case errors.As(err, &unknown):
+			return "", nil
+		case err != nil:
+			return "", fmt.Errorf("auth: look up uid %s: %w", id, err)
 		}
-		return u.Username
+		return u.Username, nil
 	})
 }
 
-func lookupGroup(gid uint32) string {
-	return names.get("g"+strconv.FormatUint(uint64(gid), 10), func() string {
-		g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10))
-		if err != nil {
-			return ""
+func lookupGroup(gid uint32) (string, error) {
+	id := strconv.FormatUint(uint64(gid), 10)
+	return names.get("g"+id, func() (string, error) {
+		g, err := user.LookupGroupId(id)
+		var unknown user.UnknownGroupIdError
+		switch {
+		case errors.As(err, &unknown):
+			return "", nil
+		case err != nil:
+			return "", fmt.Errorf("auth: look up gid %s: %w", id, err)
 		}
-		return g.Name
+		return g.Name, nil
 	})
 }

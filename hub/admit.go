@@ -72,8 +72,7 @@ func (c *client) admit() error {
 		c.mu.Unlock()
 		c.flushInline()
 		c.raw.SetWriteDeadline(time.Time{})
-		c.authorizeEarly()
-		return nil
+		return c.authorizeEarly()
 	}
 	// TLS: INFO in plaintext, then the handshake, all within AuthTimeout.
 	if _, err := c.raw.Write(info); err != nil {
@@ -83,28 +82,35 @@ func (c *client) admit() error {
 	defer cancel()
 	if err := c.tls.HandshakeContext(ctx); err != nil {
 		c.h.stats.authFailures.Add(1)
-		c.h.audit.Warn("authentication failed: TLS handshake", "cid", c.id, "transport", id.Transport, "remote", remoteAddr(c.raw), "err", err)
+		c.h.auditConn("authentication failed: TLS handshake", "cid", c.id, "transport", id.Transport, "remote", remoteAddr(c.raw), "err", err)
 		return errAuthFailed
 	}
 	id.CertCN = auth.CertCN(c.tls.ConnectionState())
 	c.raw.SetWriteDeadline(time.Time{})
-	c.authorizeEarly()
-	return nil
+	return c.authorizeEarly()
 }
 
 // authorizeEarly authorizes a connection that its transport identifies
-// well enough, before it sends anything (see the top of this file).
-func (c *client) authorizeEarly() {
-	if !c.base.Local && c.base.CertCN == "" && !c.h.cfg.Policy.AllowAnonymous() {
-		return
+// well enough, before it sends anything (see the top of this file). An
+// identity under a per-principal connection limit is left to CONNECT: it
+// is counted only once it has shown its credentials, so that idle
+// anonymous connections cannot use up a limit and lock out logins.
+func (c *client) authorizeEarly() error {
+	pol := c.h.cfg.Policy
+	if !c.base.Local && c.base.CertCN == "" && !pol.AllowAnonymous() {
+		return nil
 	}
 	who := *c.base
-	if c.h.cfg.Policy.Authenticate(context.Background(), &who, auth.Credentials{}) != nil {
-		return
+	if pol.Authenticate(context.Background(), &who, auth.Credentials{}) != nil {
+		return nil
 	}
-	if g := c.h.cfg.Policy.Grant(&who); !g.Empty() {
-		c.authorize(&who, g)
+	// An identity granted nothing is refused when it sends CONNECT (or at
+	// the auth timeout), not at once: the -ERR then answers its CONNECT,
+	// where every client library looks for it.
+	if g := pol.Grant(&who); !g.Empty() && g.Limits().MaxConnections == 0 {
+		return c.authorize(&who, g)
 	}
+	return nil
 }
 
 // authenticate runs at the first CONNECT: it checks the credentials, works
@@ -143,13 +149,14 @@ func (c *client) authorize(who *auth.Identity, g *auth.Grant) error {
 	if key := who.Key(); lim.MaxConnections > 0 && key != "" {
 		if !c.h.addPrincipalConn(key, lim.MaxConnections) {
 			c.h.stats.rejected.Add(1)
-			c.h.audit.Warn("connection refused: per-principal connection limit", "cid", c.id, "who", who, "principal", key, "max", lim.MaxConnections)
+			c.h.auditConn("connection refused: per-principal connection limit", "cid", c.id, "who", who, "principal", key, "max", lim.MaxConnections)
 			c.sendErrAndClose("maximum connections exceeded")
 			return errAuthFailed
 		}
 		c.principal = key
 	}
 	c.who = who
+	c.key = who.Key()
 	c.grant = g
 	c.restricted = !g.Unrestricted()
 	c.maxSubs = c.h.cfg.MaxSubscriptions
@@ -181,7 +188,7 @@ func (c *client) refuse(msg, detail string) error {
 	if detail != "" {
 		attrs = append(attrs, "err", detail)
 	}
-	c.h.audit.Warn(msg, attrs...)
+	c.h.auditConn(msg, attrs...)
 	c.sendErrAndClose(authViolation)
 	return errAuthFailed
 }

@@ -23,13 +23,21 @@ import (
 // "pw" (hashed at the lowest bcrypt cost, to keep the tests fast).
 func testPolicy(t testing.TB, users []string, rules string) *auth.Policy {
 	t.Helper()
+	return testPolicyTop(t, "", users, rules)
+}
+
+// testPolicyTop is testPolicy with top-level keys, which TOML needs before
+// the first table.
+func testPolicyTop(t testing.TB, top string, users []string, rules string) *auth.Policy {
+	t.Helper()
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
+	b.WriteString(top)
 	for _, u := range users {
-		fmt.Fprintf(&b, "[[user]]\nname = %q\npassword = %q\n\n", u, hash)
+		fmt.Fprintf(&b, "\n[[user]]\nname = %q\npassword = %q\n", u, hash)
 	}
 	b.WriteString(rules)
 	p, err := auth.Parse("policy.toml", []byte(b.String()))
@@ -138,7 +146,7 @@ func TestPolicyEnforcement(t *testing.T) {
 		alice.expect(`-ERR 'Permissions Violation for Subscription to "secrets.>"'`)
 		// Deny wins for queue subscriptions too.
 		alice.send("SUB secrets.x workers 2\r\n")
-		alice.expect(`-ERR 'Permissions Violation for Subscription to "secrets.x"'`)
+		alice.expect(`-ERR 'Permissions Violation for Subscription to "secrets.x" using queue "workers"'`)
 		alice.ping() // the connection stays
 		if got := th.Stats().Subscriptions; got != 1 {
 			t.Fatalf("%d subscriptions, want only root's", got)

@@ -54,18 +54,20 @@ type client struct {
 	restricted bool          // grant is checked on every PUB and SUB
 	respTTL    time.Duration // > 0: may answer requests it receives (see noteResponseLocked)
 	principal  string        // counted against a per-principal connection limit
+	key        string        // who.Key(): the principal, for the response rules
 	maxSubs    int           // 0 = no limit
 
 	// Owned by the reader goroutine.
-	parser    *protocol.Parser
-	opts      protocol.Connect
-	gotConn   bool
-	pcd       map[*client]struct{} // connections this read delivered to, flushed at its end
-	lastDst   *client              // the last connection added to pcd, to skip repeated map writes
-	lastSubj  []byte               // the last publish subject found valid
-	authed    bool                 // CONNECT was accepted
-	lastPub   []byte               // the last subject a restricted client was allowed to publish to
-	lastPubOK bool
+	parser     *protocol.Parser
+	opts       protocol.Connect
+	gotConn    bool
+	pcd        map[*client]struct{} // connections this read delivered to, flushed at its end
+	lastDst    *client              // the last connection added to pcd, to skip repeated map writes
+	lastSubj   []byte               // the last publish subject found valid
+	authed     bool                 // CONNECT was accepted
+	subscribed bool                 // a SUB was accepted once: the grant is fixed from then on
+	lastPub    []byte               // the last subject a restricted client was allowed to publish to
+	lastPubOK  bool
 	// The last delivery check on a filtered subscription (see deliverable).
 	filtGrant    *auth.Grant
 	filtSubj     []byte
@@ -77,20 +79,21 @@ type client struct {
 	// echo is set at CONNECT and read only by the reader goroutine.
 	echo bool
 
-	mu       sync.Mutex // leaf lock: guards everything below
-	headers  bool       // the peer understands HMSG (set at CONNECT)
-	subs     map[string]*subscription
-	out      []byte // frames waiting to be written
-	spare    []byte // the buffer the writer last used, reused for out
-	head     int    // leading bytes of out that finish a partly written frame
-	writing  bool   // a flush (inline or the writer goroutine) owns the socket's write side
-	closing  bool   // no more deliveries; close once out is written
-	closed   bool
-	done     chan struct{} // closed when the connection is closed
-	pingsOut int
-	pingT    *time.Timer
-	wg       sync.WaitGroup       // writer goroutines
-	resp     map[string]time.Time // reply subjects it may answer once, until the time given
+	mu        sync.Mutex // leaf lock: guards everything below
+	headers   bool       // the peer understands HMSG (set at CONNECT)
+	subs      map[string]*subscription
+	out       []byte // frames waiting to be written
+	spare     []byte // the buffer the writer last used, reused for out
+	head      int    // leading bytes of out that finish a partly written frame
+	writing   bool   // a flush (inline or the writer goroutine) owns the socket's write side
+	closing   bool   // no more deliveries; close once out is written
+	closed    bool
+	done      chan struct{} // closed when the connection is closed
+	pingsOut  int
+	pingT     *time.Timer
+	wg        sync.WaitGroup       // writer goroutines
+	resp      map[string]time.Time // reply subjects it may answer once, until the time given
+	respSwept time.Time            // when resp was last swept of expired entries
 }
 
 // subscription is one SUB of one client.
@@ -155,7 +158,7 @@ func (c *client) run() {
 		err = c.readLoop()
 		if c.authTimedOut(err) {
 			c.h.stats.authFailures.Add(1)
-			c.h.audit.Warn("authentication timeout: no CONNECT", "cid", c.id, "who", c.who, "transport", c.who.Transport, "remote", remoteAddr(c.raw), "timeout", c.h.cfg.AuthTimeout)
+			c.h.auditConn("authentication timeout: no CONNECT", "cid", c.id, "who", c.who, "transport", c.who.Transport, "remote", remoteAddr(c.raw), "timeout", c.h.cfg.AuthTimeout)
 			c.sendErrAndClose("Authentication Timeout")
 			err = errAuthTimeout
 		}
@@ -289,12 +292,10 @@ func (c *client) processConnect(f *protocol.Frame) error {
 		return &protocol.Error{Msg: "Invalid Connect Options", Detail: err.Error()}
 	}
 	// Options (and credentials) may change only before the first SUB, so
-	// that deliveries never see them change under way. Only the reader
-	// goroutine adds subscriptions, so none appears before the next lock.
-	c.mu.Lock()
-	hasSubs := len(c.subs) > 0
-	c.mu.Unlock()
-	if hasSubs {
+	// that deliveries (which read the grant without locking) never see them
+	// change under way: even after an UNSUB, a publisher may still be
+	// delivering to an old subscription.
+	if c.subscribed {
 		c.softErr("CONNECT After SUB Ignored")
 		return nil
 	}
@@ -327,11 +328,12 @@ func (c *client) processSub(f *protocol.Frame) error {
 	filter := false
 	if c.restricted {
 		var ok bool
-		if ok, filter = c.maySubscribe(f.Subject); !ok {
+		if ok, filter = c.maySubscribe(f.Subject, f.Queue); !ok {
 			return nil
 		}
 	}
 	s := &subscription{c: c, subject: string(f.Subject), queue: string(f.Queue), sid: append([]byte(nil), f.SID...), filter: filter}
+	c.subscribed = true
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -399,7 +401,7 @@ func (c *client) processPub(f *protocol.Frame) error {
 		c.softErr("Invalid Reply Subject")
 		return nil
 	}
-	if c.restricted && !c.mayPublish(f.Subject) {
+	if c.restricted && !c.mayPublish(f.Subject, f.Reply) {
 		return nil
 	}
 	c.h.stats.inMsgs.Add(1)

@@ -24,11 +24,12 @@ var ErrServerClosed = errors.New("hub: server closed")
 
 // Hub routes messages between connected clients. Create it with New.
 type Hub struct {
-	cfg   Config
-	log   *slog.Logger
-	audit *slog.Logger // log.With("audit", true): denials and failed authentications
-	id    string
-	subs  *subject.Sublist[*subscription]
+	cfg       Config
+	log       *slog.Logger
+	audit     *slog.Logger // log.With("audit", true): denials and failed authentications
+	connAudit auditLimiter // budget of audit lines about refused connections
+	id        string
+	subs      *subject.Sublist[*subscription]
 
 	nextID atomic.Uint64
 	stats  counters

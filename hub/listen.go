@@ -29,6 +29,14 @@ func isTemporaryAcceptError(err error) bool {
 // process is listening on path, or path is not a socket, ListenUnix fails
 // and touches nothing. The socket file is removed when the listener closes.
 func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	return ListenUnixGroup(path, mode, -1)
+}
+
+// ListenUnixGroup is ListenUnix with the socket file given group gid (-1:
+// the hub's own), before its mode opens it to that group. A parent
+// directory created here gets the group too, so that the group can reach
+// the socket.
+func ListenUnixGroup(path string, mode os.FileMode, gid int) (net.Listener, error) {
 	if mode == 0 {
 		mode = 0o600
 	}
@@ -44,8 +52,15 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if mode&0o007 != 0 {
 		dirMode |= 0o001
 	}
-	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
+	dir := filepath.Dir(path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	if errors.Is(statErr, fs.ErrNotExist) && gid >= 0 {
+		if err := os.Chown(dir, -1, gid); err != nil {
+			return nil, fmt.Errorf("listen unix %s: chown directory: %w", path, err)
+		}
 	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
@@ -58,6 +73,12 @@ func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("listen unix %s: chown: %w", path, err)
+		}
 	}
 	if err := os.Chmod(path, mode); err != nil {
 		l.Close()

@@ -154,3 +154,23 @@ func TestPreAuthFramesAllocateNothingLarge(t *testing.T) {
 		t.Errorf("allocated %d MiB serving 100 unauthenticated peers", grew>>20)
 	}
 }
+
+// Audit lines about refused connections are bounded hub-wide: a
+// connect-and-fail loop cannot flood the log.
+func TestConnAuditBudget(t *testing.T) {
+	var a auditLimiter
+	logged := 0
+	for range 3 * connAuditPerSecond {
+		if ok, _ := a.allow(); ok {
+			logged++
+		}
+	}
+	// The loop takes microseconds: well within one second's budget.
+	if logged != connAuditPerSecond {
+		t.Fatalf("logged %d of %d in a burst, want %d", logged, 3*connAuditPerSecond, connAuditPerSecond)
+	}
+	a.start = a.start.Add(-time.Second) // the next second
+	if ok, dropped := a.allow(); !ok || dropped != 2*connAuditPerSecond {
+		t.Fatalf("next second: ok %v, dropped %d; want true, %d", ok, dropped, 2*connAuditPerSecond)
+	}
+}

@@ -101,7 +101,7 @@ func TestConnectAfterSubIsIgnored(t *testing.T) {
 	// Without headers, a's messages stay plain MSGs, and the late CONNECT
 	// is refused with -ERR.
 	sawErr := false
-	for range 2001 {
+	for range 2*2000 + 1 { // 2000 messages of two lines each, and the -ERR somewhere among them
 		l := a.line()
 		switch {
 		case l == "-ERR 'CONNECT After SUB Ignored'":

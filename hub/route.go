@@ -50,7 +50,7 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 		return false
 	}
 	// A restricted subscriber may answer what it receives (allow_responses).
-	resp := reply != nil && d.respTTL > 0 && !d.grant.PublishUncached(string(reply)).Allowed
+	resp := reply != nil && d.respTTL > 0 && c.grantsResponse(d, reply)
 	d.mu.Lock()
 	// s may have been unsubscribed since Match found it: gone drops such
 	// late deliveries, so a sid is never delivered after its UNSUB.

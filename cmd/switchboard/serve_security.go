@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"switchboard/auth"
 	"switchboard/hub"
@@ -35,28 +36,42 @@ func (s *serveSettings) loadPolicy() (*auth.Policy, error) {
 // listenUnix opens the unix socket with its mode and group, and warns when
 // the mode lets other users in but the directory keeps them out.
 func (s *serveSettings) listenUnix(log *slog.Logger) (net.Listener, error) {
-	l, err := hub.ListenUnix(s.socket, s.socketMode)
-	if err != nil {
-		return nil, err
-	}
+	gid := -1
 	if s.socketGroup != "" {
-		gid, err := lookupGID(s.socketGroup)
-		if err == nil {
-			err = os.Chown(s.socket, -1, gid)
-		}
-		if err != nil {
-			l.Close()
+		var err error
+		if gid, err = lookupGID(s.socketGroup); err != nil {
 			return nil, usagef("socket_group: %v", err)
 		}
+	}
+	l, err := hub.ListenUnixGroup(s.socket, s.socketMode, gid)
+	if err != nil {
+		return nil, err
 	}
 	log.Info("listening", "transport", "unix", "path", s.socket, "mode", fmt.Sprintf("%#o", s.socketMode), "group", s.socketGroup)
 	if s.socketMode&0o077 != 0 {
 		dir := filepath.Dir(s.socket)
-		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o011 == 0 {
+		if fi, err := os.Stat(dir); err == nil && !searchable(fi, s.socketMode, gid) {
 			log.Warn("the socket's mode admits other users, but its directory does not: they cannot reach it; choose a socket path in a directory they can search", "dir", dir, "dir_mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
 		}
 	}
 	return l, nil
+}
+
+// searchable reports whether the users a socket of mode (and group gid,
+// -1 for the hub's) admits can search directory fi to reach it.
+func searchable(fi os.FileInfo, mode os.FileMode, gid int) bool {
+	perm := fi.Mode().Perm()
+	if perm&0o001 != 0 {
+		return true
+	}
+	if mode&0o007 != 0 {
+		return false // others are admitted but cannot search
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if gid < 0 {
+		gid = os.Getegid()
+	}
+	return perm&0o010 != 0 && ok && int(st.Gid) == gid
 }
 
 // listenTCP opens the TCP listener, with TLS when a certificate is set.
