@@ -40,6 +40,9 @@ func ServerTLSConfig(o TLSOptions) (*tls.Config, error) {
 	if o.CertFile == "" || o.KeyFile == "" {
 		return nil, errors.New("tls: both a certificate and a key file are required")
 	}
+	if o.Verify && o.ClientCAFile == "" {
+		return nil, errors.New("tls: verifying client certificates needs a client CA file")
+	}
 	cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: load certificate %s and key %s: %w", o.CertFile, o.KeyFile, err)
@@ -63,8 +66,6 @@ func ServerTLSConfig(o TLSOptions) (*tls.Config, error) {
 		if o.Verify {
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		}
-	} else if o.Verify {
-		return nil, errors.New("tls: verifying client certificates needs a client CA file")
 	}
 	return cfg, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -30,6 +31,7 @@ type serveSettings struct {
 	policyPath  string      // --policy or the config's policy key
 	policyFile  *fileConfig // a config file with policy keys
 	tls         auth.TLSOptions
+	tlsConfig   *tls.Config // built from tls when any TLS setting is given
 	data        string
 	logFormat   string
 	logLevel    string
@@ -166,6 +168,16 @@ func settingsFromCommand(cmd *cobra.Command) (*serveSettings, error) {
 		return nil, usageError{e}
 	} else {
 		s.hub.Policy = pol
+	}
+	if s.tls != (auth.TLSOptions{}) {
+		if s.listen == "" {
+			return nil, usagef("tls: TLS is for the TCP listener, and listen is empty")
+		}
+		cfg, e := auth.ServerTLSConfig(s.tls)
+		if e != nil {
+			return nil, usageError{e}
+		}
+		s.tlsConfig = cfg
 	}
 	return s, nil
 }

@@ -80,10 +80,7 @@ func (s *serveSettings) listenTCP(log *slog.Logger) (net.Listener, error) {
 	if pol == nil {
 		pol = auth.DefaultPolicy()
 	}
-	if s.tls.CertFile == "" && s.tls.KeyFile == "" {
-		if s.tls.ClientCAFile != "" || s.tls.Verify {
-			return nil, usagef("tls: a client CA or --tls-verify needs --tls-cert and --tls-key")
-		}
+	if s.tlsConfig == nil {
 		l, err := hub.ListenTCP(s.listen)
 		if err != nil {
 			return nil, err
@@ -94,11 +91,7 @@ func (s *serveSettings) listenTCP(log *slog.Logger) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	cfg, err := auth.ServerTLSConfig(s.tls)
-	if err != nil {
-		return nil, usageError{err}
-	}
-	l, err := hub.ListenTLS(s.listen, cfg)
+	l, err := hub.ListenTLS(s.listen, s.tlsConfig)
 	if err != nil {
 		return nil, err
 	}
