@@ -46,7 +46,7 @@ func (c *client) admit() error {
 	if uc, ok := c.raw.(*net.UnixConn); ok {
 		pid, err := auth.PeerIdentity(uc, pol.NeedsNames())
 		if err != nil {
-			c.log.Warn("connection refused: no peer credentials", "err", err)
+			c.h.auditConn("connection refused: no peer credentials", "cid", c.id, "remote", remoteAddr(c.raw), "err", err)
 			c.h.stats.authFailures.Add(1)
 			return err
 		}

@@ -159,7 +159,7 @@ func (h *Hub) startClient(nc net.Conn, l net.Listener) {
 	if len(h.clients) >= h.cfg.MaxConnections {
 		h.mu.Unlock()
 		h.stats.rejected.Add(1)
-		h.log.Warn("connection refused: maximum connections reached", "remote", remoteAddr(nc), "max", h.cfg.MaxConnections)
+		h.auditConn("connection refused: maximum connections reached", "remote", remoteAddr(nc), "max", h.cfg.MaxConnections)
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
 		nc.Write(protocol.AppendErr(nil, "maximum connections exceeded"))
 		nc.Close()

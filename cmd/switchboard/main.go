@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -37,7 +38,8 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "switchboard:", err)
+	// Errors from the client library carry its "switchboard: " prefix too.
+	fmt.Fprintln(os.Stderr, "switchboard:", strings.TrimPrefix(err.Error(), "switchboard: "))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return exitUsage

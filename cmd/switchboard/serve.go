@@ -320,7 +320,8 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	served := make(chan error, 1)
 	go func() { served <- h.Serve(context.Background(), ls...) }()
 	eff := h.Config()
-	log.Info("hub ready", "version", hub.Version, "max_payload", eff.MaxPayload, "max_pending", eff.MaxPending, "max_connections", eff.MaxConnections)
+	log.Info("hub ready", "version", hub.Version, "max_payload", eff.MaxPayload, "max_pending", eff.MaxPending, "max_connections", eff.MaxConnections,
+		"policy", policySource(s), "rules", eff.Policy.Rules(), "owner_uid", eff.Policy.Owner(), "auth_timeout", eff.AuthTimeout)
 
 	select {
 	case err := <-served:
@@ -350,4 +351,15 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("cpuprofile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// policySource says where the policy came from, for the startup log.
+func policySource(s *serveSettings) string {
+	switch {
+	case s.policyPath != "":
+		return s.policyPath
+	case s.policyFile != nil:
+		return s.policyFile.path
+	}
+	return "built-in default"
 }
