@@ -50,9 +50,16 @@ func TestSilentConnectionsClosedAfterAuthTimeout(t *testing.T) {
 				return
 			default:
 			}
-			alice.nc.Write([]byte("PUB work 2\r\nhi\r\n"))
-			alice.r.ReadString('\n') // MSG line
-			alice.r.ReadString('\n') // payload
+			alice.nc.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := alice.nc.Write([]byte("PUB work 2\r\nhi\r\n")); err != nil {
+				return
+			}
+			if _, err := alice.r.ReadString('\n'); err != nil { // MSG line
+				return
+			}
+			if _, err := alice.r.ReadString('\n'); err != nil { // payload
+				return
+			}
 			rounds++
 		}
 	}()
@@ -92,7 +99,14 @@ func TestSilentConnectionsClosedAfterAuthTimeout(t *testing.T) {
 	if rounds == 0 {
 		t.Fatal("the authenticated client got nothing through")
 	}
-	alice.ping()
+	// Alice is still connected and served: PONG comes after any message
+	// still in flight.
+	alice.send("PING\r\n")
+	for line := alice.line(); line != "PONG"; line = alice.line() {
+		if !strings.HasPrefix(line, "MSG work") && line != "hi" {
+			t.Fatalf("alice got %q", line)
+		}
+	}
 	if got := th.Stats().AuthFailures; got != n {
 		t.Errorf("AuthFailures = %d, want %d", got, n)
 	}
