@@ -55,6 +55,10 @@ type Conn struct {
 	outMsgs  uint64
 	outBytes uint64
 
+	// Owned by the reader goroutine (set before it starts).
+	upSince time.Time // when the current connection's handshake completed
+	flaps   int       // connections in a row that were lost soon after they came up
+
 	lastErr    atomic.Pointer[error] // the last asynchronous error, for LastError
 	status     atomic.Int32          // statusConnected etc.; written under wmu
 	maxPayload atomic.Int64          // the hub's max_payload
@@ -146,6 +150,7 @@ func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 	c.lateErrors(ss)
 	c.spawn(func(*worker) { c.eventLoop() })
 	c.spawn(func(*worker) { c.flushLoop() })
+	c.upSince = time.Now()
 	c.spawn(func(w *worker) { c.readLoop(w, ss.nc, ss.p) })
 	c.opts.Logger.Info("switchboard: connected", "url", url, "server", info.ServerName, "version", info.Version)
 	return c, nil

@@ -60,8 +60,17 @@ func (c *Conn) reconnect(w *worker, nc net.Conn, cause error) (net.Conn, *protoc
 		c.close(w, fmt.Errorf("connection lost, reconnect disabled: %w", cause), true)
 		return nil, nil
 	}
+	// A hub that accepts the handshake and then drops the connection at
+	// once (restarting, refusing after CONNECT) must not be hammered: a
+	// connection that did not stay up for MaxReconnectWait carries the
+	// backoff on from where the last outage left it.
+	if time.Since(c.upSince) < c.opts.MaxReconnectWait {
+		c.flaps++
+	} else {
+		c.flaps = 0
+	}
 	for attempt := 1; ; attempt++ {
-		if !c.sleep(c.backoff(attempt)) {
+		if !c.sleep(c.backoff(attempt + c.flaps)) {
 			return nil, nil
 		}
 		ss, err := c.dial(c.ctx)
@@ -71,6 +80,7 @@ func (c *Conn) reconnect(w *worker, nc net.Conn, cause error) (net.Conn, *protoc
 				return nil, nil
 			}
 			c.parser = ss.p
+			c.upSince = time.Now()
 			c.lateErrors(ss)
 			c.opts.Logger.Info("switchboard: reconnected", "url", c.url, "attempts", attempt)
 			if h := c.opts.ReconnectHandler; h != nil {

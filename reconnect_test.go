@@ -515,3 +515,60 @@ func TestChaos(t *testing.T) {
 		t.Fatal("no reconnects")
 	}
 }
+
+// A hub that completes the handshake and drops the connection at once is
+// not hammered: the reconnect delay keeps growing across such short-lived
+// connections instead of starting over after each handshake.
+func TestReconnectBackoffSurvivesFlappingHub(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepts := make(chan time.Time, 64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepts <- time.Now()
+			c.Write([]byte("INFO {\"server_id\":\"flap\",\"max_payload\":1048576,\"headers\":true,\"proto\":1}\r\n"))
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil || line == "PING\r\n" {
+					break
+				}
+			}
+			c.Write([]byte("PONG\r\n"))
+			c.Close()
+		}
+	}()
+	defer func() { l.Close(); wg.Wait() }()
+	nc, err := switchboard.Connect(ctxT(t), "nats://"+l.Addr().String(), &switchboard.Options{
+		ReconnectWait: 10 * time.Millisecond, MaxReconnectWait: 400 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var at []time.Time
+	for len(at) < 7 {
+		select {
+		case ts := <-accepts:
+			at = append(at, ts)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d connections", len(at))
+		}
+	}
+	// The 6th reconnect waits backoff(6+) = 10ms·2^5, capped at 400ms,
+	// randomised to at least half: 160ms. Starting over after each
+	// handshake, it would wait 5–10ms. (A lower bound: sleeping is never
+	// shorter than asked, however loaded the machine.)
+	if gap := at[6].Sub(at[5]); gap < 160*time.Millisecond {
+		t.Fatalf("reconnect %d came %v after the previous one; the backoff started over", 6, gap)
+	}
+}
