@@ -58,6 +58,8 @@ func TestLayers(t *testing.T) {
 		"switchboard/internal/protocol": {"net", "switchboard"},
 		"switchboard/internal/subject":  {"net", "switchboard"},
 		"switchboard/hub":               {"switchboard", "switchboard/cmd/"},
+		// Rings know memory, not sockets, subjects or the hub.
+		"switchboard/shm": {"net", "switchboard", "switchboard/hub", "switchboard/cmd/", "switchboard/auth", "switchboard/internal/"},
 		// The policy knows identities and subjects, not the wire or the hub.
 		"switchboard/auth":            {"switchboard", "switchboard/hub", "switchboard/cmd/", "switchboard/internal/protocol"},
 		"switchboard":                 {"switchboard/hub", "switchboard/cmd/"},

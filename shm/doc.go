@@ -1,0 +1,115 @@
+// Package shm is the shared-memory data path of Switchboard: the ring
+// layout, sealed memfd regions and futex wake-ups. It knows nothing about
+// the hub, subjects or policy; the hub creates rings with this package and
+// hands their file descriptors to peers over a unix socket.
+//
+// # Rings
+//
+// A ring is one memory region: a header of [HeaderSize] bytes followed by N
+// slots, N a power of two. Each slot holds one message of at most S payload
+// bytes; N and S are fixed when the ring is created ([Init], [Create]).
+// There is one writer (the publisher) and any number of readers
+// (subscribers). Readers map the region read-only and keep their position
+// in their own memory, so the ring is a broadcast ring: the writer never
+// waits for readers. A reader that falls a whole ring behind is lapped and
+// told how many messages it missed ([Msg].Missed); it is never silent.
+//
+// # Layout
+//
+// All multi-byte fields are little-endian (the package refuses to run on a
+// big-endian machine, [ErrUnsupported]) and naturally aligned. The header
+// is four 64-byte lines so the fields the writer updates on every message
+// do not share a cache line with the fields readers only read once:
+//
+//	offset  size  field
+//	     0     8  magic "SBSHMRNG"            (OffMagic)
+//	     8     4  layout version = 1          (OffVersion)
+//	    12     4  slot count N                (OffSlots)
+//	    16     4  slot payload size S         (OffSlotSize)
+//	    20     4  slot stride                 (OffStride)
+//	    24     4  offset of slot 0 = 256      (OffDataStart)
+//	    64     8  write sequence: next seq    (OffWriteSeq)
+//	   128     8  messages published          (OffMessages)
+//	   136     8  payload bytes published     (OffBytes)
+//	   192     4  futex word                  (OffFutex)
+//	   196     4  closed flag                 (OffClosed)
+//
+// Slot i starts at DataStart + i*stride, stride = S + SlotHeaderSize
+// rounded up to 64, and holds the message with sequence s where
+// i = s & (N-1):
+//
+//	offset  size  field
+//	     0     8  slot sequence word (seqlock)  (SlotOffSeq)
+//	     8     4  payload length                (SlotOffLen)
+//	    16     S  payload                       (SlotOffPayload)
+//
+// # Publishing
+//
+// To publish sequence s the writer stores 2s+1 ("writing s") into the slot
+// sequence word, writes the payload and the length, stores 2s+2 ("s is
+// done"), then stores s+1 into the write sequence, updates the counters,
+// increments the futex word and issues FUTEX_WAKE. Readers cannot write to
+// the ring, so the writer cannot know whether anyone sleeps: [Writer.Send]
+// wakes on every message (one syscall, see BenchmarkPublish16B against
+// BenchmarkPublish16BNoWake); [Writer.Commit] plus one [Writer.Wake] per
+// batch amortises it.
+//
+// # Reading
+//
+// A reader at sequence r loads the write sequence w once. If w <= r there is
+// nothing new. If w-r > N the reader was lapped: it jumps to w-N and counts
+// the skipped messages as missed. It then loads the slot sequence word once:
+// 2r+2 means the slot holds r; a larger value means the writer overtook the
+// reader between the two loads (counted as missed, the reader jumps
+// forward); anything else is corruption (counted as missed and as corrupt,
+// the slot is skipped, [ErrCorrupt]). The length is loaded once and checked
+// against S before the payload is sliced.
+//
+// [Reader.Next] and [Reader.TryNext] return a read-only view of the slot,
+// valid until [Reader.Release] (or the next call to Next/TryNext). The
+// writer may overwrite the slot at any time while the view is held: Release
+// reloads the slot sequence word and reports whether the slot still held the
+// same message. If it returns false the bytes the caller saw may be torn
+// and must be discarded. [Reader.Recv] copies and validates for callers that
+// want no such care; a copy torn by an overwrite is discarded and counted as
+// missed.
+//
+// # Hostile peers
+//
+// Every index and length read from shared memory is loaded once into a
+// local and bounds-checked before use; the geometry (N, S, stride) is
+// validated once when a reader is created and never reread. A peer that
+// scribbles arbitrary bytes over the ring can make a reader see garbage
+// payloads, large missed counts and [ErrCorrupt], but never a panic, an
+// out-of-bounds read or an endless loop: each TryNext does a bounded amount
+// of work and always advances or returns.
+//
+// # Wake-ups
+//
+// [Reader.Next] first spins briefly, calling runtime.Gosched between checks
+// of the write sequence, then sleeps in FUTEX_WAIT on the shared futex word
+// (not FUTEX_PRIVATE: the word is shared between processes). The spin
+// budget adapts: it doubles when a message arrived while spinning and halves
+// when the reader had to sleep. With GOMAXPROCS <= 2 the budget stays small
+// (at most 16 yields): on such machines a spinning reader takes the core the
+// writer (often another process) needs, so spinning longer makes latency
+// worse, not better. Sleeps are bounded (100 ms) and a cancelled context
+// wakes the sleeper at once, so ctx is honoured and an idle reader costs
+// about no CPU.
+//
+// # Memory regions
+//
+// [Create] makes a ring in a memfd sealed against shrinking, growing and
+// further sealing (and against new writable mappings where the kernel
+// supports F_SEAL_FUTURE_WRITE), mapped read-write for the writer.
+// [OpenReader] accepts such a file descriptor from a peer, checks the seals,
+// the size and the header, and maps it read-only. [Init], [NewWriter] and
+// [NewReader] work on any 8-byte aligned []byte, which tests use.
+//
+// # Concurrency
+//
+// A [Writer] and each [Reader] are used by one goroutine at a time; any
+// number of readers, in any number of processes, may read one ring while its
+// writer writes. The payload copy races with the writer by design (a
+// seqlock); the sequence words make the race detectable, not absent.
+package shm

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package shm
+
+import "time"
+
+// futexWait polls: without futexes a sleeper just naps briefly and
+// rechecks. Only Linux has memfd regions; this keeps in-process rings usable.
+func futexWait(addr *uint32, val uint32, d time.Duration) {
+	time.Sleep(min(d, time.Millisecond))
+}
+
+func futexWake(addr *uint32) {}

@@ -1,0 +1,302 @@
+package shm
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+)
+
+// Msg is one message read from a ring.
+type Msg struct {
+	// Data is a read-only view of the payload, valid until Release or the
+	// next Next/TryNext/Recv. Never write through it.
+	Data []byte
+	// Seq is the message's sequence number.
+	Seq uint64
+	// Missed is how many messages were lost (overwritten before they were
+	// read, torn in Recv, or corrupt) between the previous message this
+	// reader returned and this one.
+	Missed uint64
+}
+
+// ReaderStats are a reader's own counters since it was created.
+type ReaderStats struct {
+	Read    uint64 // messages returned
+	Missed  uint64 // messages lost: lapped, torn in Recv, or corrupt
+	Torn    uint64 // views that Release reported overwritten
+	Corrupt uint64 // slots that failed validation (subset of Missed)
+}
+
+// Reader reads a ring. Each Reader has its own position and is used by one
+// goroutine at a time; create one per subscriber. A new Reader starts at
+// the current write sequence: it sees only messages published after it was
+// created.
+type Reader struct {
+	mem   []byte
+	g     geometry
+	futex *uint32
+
+	next    uint64 // next sequence to read
+	pending uint64 // missed, not yet reported in a Msg
+	stats   ReaderStats
+
+	held    bool
+	heldSeq uint64
+	heldOff int
+
+	spin    int
+	fenceMu atomic.Uint32 // target of the read fence; never shared
+}
+
+const (
+	pollAttempts = 4
+	maxSleep     = 100 * time.Millisecond
+	minSpin      = 1
+)
+
+// maxSpin is the most runtime.Gosched calls Next makes before sleeping. On
+// GOMAXPROCS <= 2 a spinning reader competes with the writer for a core,
+// so it gives up quickly.
+func maxSpin() int {
+	if runtime.GOMAXPROCS(0) <= 2 {
+		return 16
+	}
+	return 256
+}
+
+// needFence reports whether plain loads may be reordered after a later
+// atomic load (everything but x86's TSO).
+const needFence = runtime.GOARCH != "amd64" && runtime.GOARCH != "386"
+
+// NewReader validates the ring header in mem and returns a reader
+// positioned at the current write sequence. mem is only ever read.
+func NewReader(mem []byte) (*Reader, error) {
+	g, err := readGeometry(mem)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{
+		mem:   mem,
+		g:     g,
+		futex: addr32(mem, OffFutex),
+		next:  u64(mem, OffWriteSeq).Load(),
+		spin:  minSpin,
+	}, nil
+}
+
+// Pos returns the sequence of the next message this reader will read.
+func (r *Reader) Pos() uint64 { return r.next }
+
+// Rewind moves the reader back to the oldest message the ring may still
+// hold (write sequence - N, or 0), releasing any held view. A subscriber
+// that joins late uses it to see recent history.
+func (r *Reader) Rewind() {
+	r.intact()
+	w := u64(r.mem, OffWriteSeq).Load()
+	r.next = 0
+	if w > r.g.slots {
+		r.next = w - r.g.slots
+	}
+}
+
+// Stats returns the reader's counters.
+func (r *Reader) Stats() ReaderStats { return r.stats }
+
+// SlotSize returns S, the largest payload a message may have.
+func (r *Reader) SlotSize() int { return int(r.g.size) }
+
+func (r *Reader) skip(n uint64, corrupt bool) {
+	r.next += n
+	r.pending += n
+	r.stats.Missed += n
+	if corrupt {
+		r.stats.Corrupt += n
+	}
+}
+
+func (r *Reader) fence() {
+	if needFence {
+		r.fenceMu.Add(1)
+	}
+}
+
+// Release ends the view returned by the last Next or TryNext and reports
+// whether the slot still held that message: false means the writer started
+// overwriting it while the view was held, so the bytes read may be torn and
+// must be discarded. Release without a held view returns true.
+func (r *Reader) Release() bool {
+	if r.intact() {
+		return true
+	}
+	r.stats.Torn++
+	return false
+}
+
+// intact ends the held view and reports whether it was never overwritten.
+func (r *Reader) intact() bool {
+	if !r.held {
+		return true
+	}
+	r.held = false
+	r.fence()
+	return u64(r.mem, r.heldOff+SlotOffSeq).Load() == 2*r.heldSeq+2
+}
+
+// TryNext returns the next message without blocking, releasing any view
+// still held. It returns ErrEmpty if none is available, ErrCorrupt if it
+// skipped a corrupt slot and found no message, ErrClosed if the writer
+// closed the ring and every message was read.
+func (r *Reader) TryNext() (Msg, error) {
+	r.Release()
+	m, corrupt, ok := r.poll()
+	switch {
+	case ok:
+		return m, nil
+	case corrupt:
+		return Msg{}, ErrCorrupt
+	case u32(r.mem, OffClosed).Load() != 0:
+		// Publish stores the write sequence before a Close can store the
+		// flag, so one more poll sees every message.
+		if m, corrupt, ok := r.poll(); ok {
+			return m, nil
+		} else if corrupt {
+			return Msg{}, ErrCorrupt
+		}
+		return Msg{}, ErrClosed
+	}
+	return Msg{}, ErrEmpty
+}
+
+// poll does a bounded amount of work: at most pollAttempts slot checks,
+// each of which returns a message or advances the reader.
+func (r *Reader) poll() (m Msg, corrupt, ok bool) {
+	for range pollAttempts {
+		w := u64(r.mem, OffWriteSeq).Load()
+		if w <= r.next {
+			return Msg{}, corrupt, false
+		}
+		if w-r.next > r.g.slots {
+			r.skip(w-r.g.slots-r.next, false)
+		}
+		seq := r.next
+		off := r.g.slotOff(seq)
+		want := 2*seq + 2
+		s := u64(r.mem, off+SlotOffSeq).Load()
+		if s != want {
+			if s > want {
+				// Overtaken between the two loads: the slot holds (or is
+				// being written with) a later message. Jump to the
+				// oldest message that may still be intact, +1 to stay
+				// clear of the slot the writer is working on.
+				target := seq + 1
+				if w2 := u64(r.mem, OffWriteSeq).Load(); w2 > r.g.slots && w2-r.g.slots+1 > target {
+					target = w2 - r.g.slots + 1
+				}
+				r.skip(target-seq, false)
+				continue
+			}
+			corrupt = true
+			r.skip(1, true)
+			continue
+		}
+		n := uint64(u32(r.mem, off+SlotOffLen).Load())
+		if n > r.g.size {
+			corrupt = true
+			r.skip(1, true)
+			continue
+		}
+		p := off + SlotOffPayload
+		m = Msg{Data: r.mem[p : p+int(n) : p+int(n)], Seq: seq, Missed: r.pending}
+		r.pending = 0
+		r.next = seq + 1
+		r.held, r.heldSeq, r.heldOff = true, seq, off
+		r.stats.Read++
+		return m, corrupt, true
+	}
+	return Msg{}, corrupt, false
+}
+
+// Next returns the next message, waiting for one if necessary: a short
+// adaptive spin, then FUTEX_WAIT until the writer wakes the ring or ctx
+// ends. It releases any view still held. Errors: ctx's error, ErrClosed,
+// ErrCorrupt (a corrupt slot was skipped; calling Next again continues).
+func (r *Reader) Next(ctx context.Context) (Msg, error) {
+	spun, slept := 0, false
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	for {
+		m, err := r.TryNext()
+		if err != ErrEmpty {
+			if err == nil && spun > 0 && !slept {
+				r.adapt(true)
+			}
+			return m, err
+		}
+		if err := ctx.Err(); err != nil {
+			return Msg{}, err
+		}
+		if spun < r.spin {
+			spun++
+			runtime.Gosched()
+			continue
+		}
+		f := u32(r.mem, OffFutex).Load()
+		if u64(r.mem, OffWriteSeq).Load() > r.next || u32(r.mem, OffClosed).Load() != 0 {
+			continue
+		}
+		if !slept {
+			slept = true
+			r.adapt(false)
+			if ctx.Done() != nil {
+				// A cancelled ctx wakes every sleeper on this ring (the
+				// others see a spurious wake-up and sleep again).
+				stop = context.AfterFunc(ctx, func() { futexWake(r.futex) })
+			}
+		}
+		d := maxSleep
+		if dl, ok := ctx.Deadline(); ok {
+			if until := time.Until(dl); until < d {
+				d = until
+			}
+		}
+		if d > 0 {
+			futexWait(r.futex, f, d)
+		}
+	}
+}
+
+func (r *Reader) adapt(spinHelped bool) {
+	if spinHelped {
+		r.spin = min(r.spin*2, maxSpin())
+	} else {
+		r.spin = max(r.spin/2, minSpin)
+	}
+}
+
+// Recv waits like Next and returns a copy of the next intact message,
+// appended to dst[:0]. A message overwritten while it was being copied is
+// discarded and counted in the Missed of the message returned.
+func (r *Reader) Recv(ctx context.Context, dst []byte) ([]byte, Msg, error) {
+	var lost uint64
+	for {
+		m, err := r.Next(ctx)
+		if err != nil {
+			r.pending += lost
+			return dst[:0], Msg{}, err
+		}
+		dst = append(dst[:0], m.Data...)
+		if r.intact() {
+			m.Data = dst
+			m.Missed += lost
+			return dst, m, nil
+		}
+		r.stats.Missed++
+		r.stats.Read--
+		lost += m.Missed + 1
+	}
+}

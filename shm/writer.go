@@ -1,0 +1,127 @@
+package shm
+
+import "fmt"
+
+// Writer publishes messages into a ring. There must be exactly one Writer
+// per ring, used by one goroutine at a time. The Writer never waits for
+// readers.
+type Writer struct {
+	mem      []byte
+	g        geometry
+	seq      uint64 // next sequence to publish
+	msgs     uint64
+	bytes    uint64
+	loaned   bool
+	loanSize uint64
+	futex    *uint32
+}
+
+// NewWriter returns the writer of the ring that Init wrote into mem. It
+// continues from the write sequence stored in the header.
+func NewWriter(mem []byte) (*Writer, error) {
+	g, err := readGeometry(mem)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		mem:   mem,
+		g:     g,
+		seq:   u64(mem, OffWriteSeq).Load(),
+		msgs:  u64(mem, OffMessages).Load(),
+		bytes: u64(mem, OffBytes).Load(),
+	}
+	w.futex = addr32(mem, OffFutex)
+	return w, nil
+}
+
+// SlotSize returns S, the largest payload a message may have.
+func (w *Writer) SlotSize() int { return int(w.g.size) }
+
+// Slots returns N, the number of slots in the ring.
+func (w *Writer) Slots() int { return int(w.g.slots) }
+
+// Seq returns the sequence the next published message will have.
+func (w *Writer) Seq() uint64 { return w.seq }
+
+// Loan returns the payload area of the next slot, n bytes long, for the
+// caller to fill before Send or Commit. From this call on, readers see the
+// slot as being written: the message that occupied it (sequence Seq()-N) is
+// gone. Calling Loan again before Send hands out the same slot.
+func (w *Writer) Loan(n int) ([]byte, error) {
+	if n < 0 || uint64(n) > w.g.size {
+		return nil, fmt.Errorf("%w: %d bytes, slot holds %d", ErrTooLarge, n, w.g.size)
+	}
+	off := w.g.slotOff(w.seq)
+	if !w.loaned {
+		// Swap, not Store: a read-modify-write keeps the payload stores
+		// that follow from becoming visible before "writing" on weakly
+		// ordered machines.
+		u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
+		w.loaned = true
+	}
+	w.loanSize = uint64(n)
+	p := off + SlotOffPayload
+	return w.mem[p : p+n : p+n], nil
+}
+
+// Commit publishes the first n bytes of the loaned slot without waking
+// sleeping readers; call Wake after a batch. n may not exceed the size
+// passed to Loan.
+func (w *Writer) Commit(n int) error {
+	if !w.loaned {
+		return ErrNoLoan
+	}
+	if n < 0 || uint64(n) > w.loanSize {
+		return fmt.Errorf("%w: send %d bytes of a %d-byte loan", ErrTooLarge, n, w.loanSize)
+	}
+	off := w.g.slotOff(w.seq)
+	u32(w.mem, off+SlotOffLen).Store(uint32(n))
+	u64(w.mem, off+SlotOffSeq).Store(2*w.seq + 2)
+	w.seq++
+	w.loaned = false
+	u64(w.mem, OffWriteSeq).Store(w.seq)
+	w.msgs++
+	w.bytes += uint64(n)
+	u64(w.mem, OffMessages).Store(w.msgs)
+	u64(w.mem, OffBytes).Store(w.bytes)
+	return nil
+}
+
+// Send publishes the first n bytes of the loaned slot and wakes sleeping
+// readers (one futex syscall).
+func (w *Writer) Send(n int) error {
+	if err := w.Commit(n); err != nil {
+		return err
+	}
+	w.Wake()
+	return nil
+}
+
+// Publish copies p into the next slot and sends it: Loan, copy, Send.
+func (w *Writer) Publish(p []byte) error {
+	buf, err := w.Loan(len(p))
+	if err != nil {
+		return err
+	}
+	copy(buf, p)
+	return w.Send(len(p))
+}
+
+// Wake increments the futex word and wakes every reader sleeping on it.
+func (w *Writer) Wake() {
+	u32(w.mem, OffFutex).Add(1)
+	futexWake(w.futex)
+}
+
+// Close marks the ring closed and wakes readers; they return ErrClosed
+// once they have read every message. It does not unmap anything.
+func (w *Writer) Close() error {
+	if w.loaned {
+		// The abandoned loan is not published; the slot stays marked as
+		// being written, so readers count the message it held as missed.
+		w.loaned = false
+	}
+	u32(w.mem, OffClosed).Store(1)
+	w.Wake()
+	return nil
+}
