@@ -86,16 +86,26 @@
 //
 // # Wake-ups
 //
-// [Reader.Next] first spins briefly, calling runtime.Gosched between checks
-// of the write sequence, then sleeps in FUTEX_WAIT on the shared futex word
-// (not FUTEX_PRIVATE: the word is shared between processes). The spin
-// budget adapts: it doubles when a message arrived while spinning and halves
-// when the reader had to sleep. With GOMAXPROCS <= 2 the budget stays small
-// (at most 16 yields): on such machines a spinning reader takes the core the
-// writer (often another process) needs, so spinning longer makes latency
-// worse, not better. Sleeps are bounded (100 ms) and a cancelled context
+// [Reader.Next] first spins, polling the write sequence and yielding the
+// processor (runtime.Gosched) every few dozen polls, then sleeps in
+// FUTEX_WAIT on the shared futex word (not FUTEX_PRIVATE: the word is
+// shared between processes). A futex round trip adds ~10 µs; a spin that
+// finds the message adds nothing. The spin budget is time-based and
+// adapts between 2 µs and 50 µs: it doubles when a message arrived while
+// spinning and halves when the reader had to sleep, so a busy stream keeps
+// spinning and an idle subscriber spends a couple of µs per wake-up and
+// then sleeps. On GOMAXPROCS <= 2 the yields matter: without them a
+// spinning reader would keep the writer's goroutine in the same process
+// off the core. Two processes ping-ponging on two cores each spin on
+// their own core. Sleeps are bounded (100 ms) and a cancelled context
 // wakes the sleeper at once, so ctx is honoured and an idle reader costs
 // about no CPU.
+//
+// The writer cannot tell whether anyone sleeps (readers map the ring
+// read-only and cannot leave a note), so [Writer.Send] always issues
+// FUTEX_WAKE, ~400 ns; [Writer.Commit] plus one [Writer.Wake] per batch
+// avoids most of it. A per-reader writable "sleeping" word is the planned
+// fix (issue 5).
 //
 // # Memory regions
 //
