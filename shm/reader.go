@@ -92,7 +92,7 @@ func (r *Reader) Pos() uint64 { return r.next }
 // hold (write sequence - N, or 0), releasing any held view. A subscriber
 // that joins late uses it to see recent history.
 func (r *Reader) Rewind() {
-	r.intact()
+	r.Release()
 	w := u64(r.mem, OffWriteSeq).Load()
 	r.next = 0
 	if w > r.g.slots {
@@ -132,6 +132,9 @@ func (r *Reader) Release() bool {
 	r.stats.Torn++
 	return false
 }
+
+// lapMargin is how far past the oldest slot a lapped reader lands.
+func lapMargin(slots uint64) uint64 { return slots / 4 }
 
 // intact ends the held view and reports whether it was never overwritten.
 func (r *Reader) intact() bool {
@@ -177,7 +180,10 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 			return Msg{}, corrupt, false
 		}
 		if w-r.next > r.g.slots {
-			r.skip(w-r.g.slots-r.next, false)
+			// Lapped: land a quarter ring ahead of the oldest slot, not on
+			// it: the oldest is the one the writer fills next, and a slow
+			// reader landing there would mostly see torn messages.
+			r.skip(w-r.g.slots+lapMargin(r.g.slots)-r.next, false)
 		}
 		seq := r.next
 		off := r.g.slotOff(seq)
@@ -188,10 +194,11 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 				// Overtaken between the two loads: the slot holds (or is
 				// being written with) a later message. Jump to the
 				// oldest message that may still be intact, +1 to stay
-				// clear of the slot the writer is working on.
+				// clear of the slot the writer is working on, plus the
+				// lapping margin.
 				target := seq + 1
-				if w2 := u64(r.mem, OffWriteSeq).Load(); w2 > r.g.slots && w2-r.g.slots+1 > target {
-					target = w2 - r.g.slots + 1
+				if w2 := u64(r.mem, OffWriteSeq).Load(); w2+1 > r.g.slots && w2+1-r.g.slots+lapMargin(r.g.slots) > target {
+					target = w2 + 1 - r.g.slots + lapMargin(r.g.slots)
 				}
 				r.skip(target-seq, false)
 				continue
@@ -303,6 +310,12 @@ func (r *Reader) adapt(spinHelped bool) {
 func (r *Reader) Recv(ctx context.Context, dst []byte) ([]byte, Msg, error) {
 	var lost uint64
 	for {
+		if err := ctx.Err(); err != nil && lost > 0 {
+			// Torn copies again and again (a writer lapping this reader,
+			// or a hostile one): ctx still ends the wait.
+			r.pending += lost
+			return dst[:0], Msg{}, err
+		}
 		m, err := r.Next(ctx)
 		if err != nil {
 			r.pending += lost
