@@ -65,6 +65,9 @@ type Conn struct {
 	inMsgs     atomic.Uint64
 	inBytes    atomic.Uint64
 	reconnects atomic.Uint64
+	shmOut     atomic.Uint64 // messages published into shared-memory rings
+
+	shm *shmState // nil unless shared memory may be used (unix socket, not NoSharedMemory)
 
 	kick      chan struct{}      // cap 1: wakes the flusher
 	closedCh  chan struct{}      // closed when Close starts
@@ -134,6 +137,9 @@ func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 	}
 	c.wcond.L = &c.wmu
 	c.events.kick = make(chan struct{}, 1)
+	if tgt.network == "unix" && !o.NoSharedMemory {
+		c.shm = &shmState{hello: make(chan struct{})}
+	}
 	c.dispatchFn = c.dispatch
 
 	ss, err := c.dial(ctx)
@@ -152,6 +158,7 @@ func Connect(ctx context.Context, url string, opts *Options) (*Conn, error) {
 	c.spawn(func(*worker) { c.flushLoop() })
 	c.upSince = time.Now()
 	c.spawn(func(w *worker) { c.readLoop(w, ss.nc, ss.p) })
+	c.shmStart(info)
 	c.opts.Logger.Info("switchboard: connected", "url", url, "server", info.ServerName, "version", info.Version)
 	return c, nil
 }
@@ -244,6 +251,7 @@ func (c *Conn) close(self *worker, cause error, wait bool) {
 	clear(c.subs)
 	c.mu.Unlock()
 	c.cancel()
+	c.shmLost()
 
 	c.wmu.Lock()
 	was := c.status.Load()

@@ -7,3 +7,17 @@ func PendingPongs(c *Conn) int {
 	defer c.wmu.Unlock()
 	return len(c.pongs)
 }
+
+// ShmOut reports how many messages the Conn published into shared-memory
+// rings (tests only).
+func ShmOut(c *Conn) uint64 { return c.shmOut.Load() }
+
+// ShmWriting reports how many rings the Conn writes into (tests only).
+func ShmWriting(c *Conn) int {
+	if c.shm == nil {
+		return 0
+	}
+	c.shm.mu.Lock()
+	defer c.shm.mu.Unlock()
+	return len(c.shm.pubs)
+}

@@ -111,6 +111,19 @@ type Options struct {
 	// of to every "_INBOX.>" reply. Default: "_INBOX".
 	InboxPrefix string
 
+	// NoSharedMemory keeps every message on the socket. Default: false: on
+	// a unix socket to a hub that offers it, publishes and subscriptions
+	// use shared-memory rings the hub hands out whenever publisher and
+	// subscriber are both such connections and the policy allows (see
+	// docs/shm.md); everything else still goes over the socket.
+	NoSharedMemory bool
+	// ShmBlock asks the publishers of this Conn's shared-memory rings to
+	// wait (up to their block timeout) when a subscription falls a whole
+	// ring behind, instead of overwriting what it has not read. Default:
+	// false: the subscription loses the oldest messages and is told how
+	// many (Dropped, ErrSlowConsumer).
+	ShmBlock bool
+
 	// NoEcho asks the hub not to deliver this connection's own publishes
 	// to its own subscriptions. Default: false (echo).
 	NoEcho bool

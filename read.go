@@ -21,13 +21,25 @@ func (c *Conn) readLoop(w *worker, nc net.Conn, p *protocol.Parser) {
 		err := c.readConn(nc, p, buf)
 		nc, p = c.reconnect(w, nc, err)
 	}
+	c.shmReleaseFds()
 }
 
 // readConn reads from nc until an error and returns it.
 func (c *Conn) readConn(nc net.Conn, p *protocol.Parser, buf []byte) error {
 	c.parser = p
+	uc, _ := nc.(*net.UnixConn)
+	var oob []byte
+	if uc != nil && c.shm != nil {
+		oob = make([]byte, fdOOBSize)
+	}
 	for {
-		n, err := nc.Read(buf)
+		var n int
+		var err error
+		if oob != nil {
+			n, err = c.readFds(uc, buf, oob)
+		} else {
+			n, err = nc.Read(buf)
+		}
 		if n > 0 {
 			perr := p.Parse(buf[:n], c.dispatchFn)
 			if c.rInMsgs > 0 {
@@ -77,6 +89,16 @@ func (c *Conn) processMsg(f *protocol.Frame) {
 	if s == nil {
 		return // unsubscribed; the hub had already sent it
 	}
+	if s.kind == kindCtl {
+		c.shmControl(f)
+		return
+	}
+	c.deliverTo(s, resp, f)
+}
+
+// deliverTo hands the message in f to s (from the reader, or from the
+// goroutine reading one of s's shared-memory rings).
+func (c *Conn) deliverTo(s *Subscription, resp *respMux, f *protocol.Frame) {
 	if s.kind == kindResp {
 		resp.deliver(f, s)
 		return
@@ -89,8 +111,8 @@ func (c *Conn) processMsg(f *protocol.Frame) {
 		// AutoUnsubscribe reached its count: the hub has dropped the
 		// subscription; let the queue run out.
 		c.mu.Lock()
-		if c.subs[sid] == s {
-			delete(c.subs, sid)
+		if c.subs[s.sid] == s {
+			delete(c.subs, s.sid)
 		}
 		c.mu.Unlock()
 		s.finish()

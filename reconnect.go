@@ -52,6 +52,8 @@ func (c *Conn) reconnect(w *worker, nc net.Conn, cause error) (net.Conn, *protoc
 	c.wcond.Broadcast()
 	c.wmu.Unlock()
 
+	c.shmReleaseFds()
+	c.shmLost()
 	c.opts.Logger.Warn("switchboard: disconnected", "url", c.url, "err", cause)
 	if h := c.opts.DisconnectHandler; h != nil {
 		c.events.push(func() { h(c, cause) })
@@ -81,6 +83,7 @@ func (c *Conn) reconnect(w *worker, nc net.Conn, cause error) (net.Conn, *protoc
 			}
 			c.parser = ss.p
 			c.upSince = time.Now()
+			c.shmStart(ss.info)
 			c.lateErrors(ss)
 			c.opts.Logger.Info("switchboard: reconnected", "url", c.url, "attempts", attempt)
 			if h := c.opts.ReconnectHandler; h != nil {

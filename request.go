@@ -91,6 +91,7 @@ func (c *Conn) respMux() (*respMux, error) {
 	r.sub = s
 	c.subs[s.sid] = s
 	c.sendSubLocked(s)
+	c.shmMarkLocked(s)
 	c.resp = r
 	return r, nil
 }

@@ -15,6 +15,7 @@ const (
 	kindChan                    // non-blocking send into the caller's channel
 	kindSync                    // pending queue drained by NextMsg
 	kindResp                    // the Conn's request inbox (request.go)
+	kindCtl                     // the Conn's shared-memory control inbox (shm.go)
 )
 
 // Subscription is interest in a subject, created by one of Conn's Subscribe
@@ -49,10 +50,11 @@ type Subscription struct {
 	base       int64 // received when the current SUB was sent (the hub counts from there)
 	max        int64 // AutoUnsubscribe count; 0 = none
 	dropped    int
-	slow       bool // in a slow-consumer episode (reported once)
-	slowNext   bool // NextMsg owes the caller ErrSlowConsumer
-	closed     bool // unsubscribed or Conn closed: deliver nothing more
-	finishing  bool // drained or count reached: deliver what is queued, then stop
+	slow       bool       // in a slow-consumer episode (reported once)
+	slowNext   bool       // NextMsg owes the caller ErrSlowConsumer
+	closed     bool       // unsubscribed or Conn closed: deliver nothing more
+	finishing  bool       // drained or count reached: deliver what is queued, then stop
+	rings      []*subRing // shared-memory rings it reads (shmsub.go)
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -133,6 +135,7 @@ func (c *Conn) subscribe(subject, queue string, kind subKind, cb func(*Msg), ch 
 		s.worker = c.spawn(func(*worker) { s.deliverLoop() })
 	}
 	c.sendSubLocked(s)
+	c.shmMarkLocked(s)
 	return s, nil
 }
 
@@ -237,6 +240,7 @@ func (s *Subscription) shut() {
 	clear(s.q)
 	s.q, s.head, s.pendBytes = nil, 0, 0
 	s.mu.Unlock()
+	s.shmDetachAll()
 	s.wake()
 }
 
@@ -246,6 +250,7 @@ func (s *Subscription) finish() {
 	s.mu.Lock()
 	s.finishing = true
 	s.mu.Unlock()
+	s.shmDetachAll()
 	s.wake()
 }
 

@@ -63,6 +63,12 @@ func (c *Conn) publish(ctx context.Context, subject, reply string, hdr Header, d
 		return fmt.Errorf("publish %q…: subject and reply too long for one protocol line (%d bytes, at most %d): %w", subject[:min(len(subject), 32)], line, maxControlLine, ErrBadSubject)
 	}
 
+	if c.shm != nil {
+		if done, err := c.shmPublish(ctx, subject, reply, hb, data); done {
+			return err
+		}
+	}
+
 	c.wmu.Lock()
 	for {
 		st := c.status.Load()

@@ -347,3 +347,29 @@ func (c *grantCache) put(key string, g *Grant) *Grant {
 	c.m[key] = g
 	return g
 }
+
+// PublishAll reports whether the identity may publish to every subject the
+// pattern matches: an allow rule covers it and no deny rule overlaps it.
+// The hub asks this before it lets a publisher write a whole pattern into a
+// shared-memory ring, where it no longer sees each subject. Patterns under
+// "$SB." are never granted whole.
+func (g *Grant) PublishAll(pat string) bool {
+	if !subject.ValidSubscribe([]byte(pat)) || firstToken(pat) == reserved {
+		return false
+	}
+	if g.unrestrict {
+		return true
+	}
+	s := strings.Split(pat, ".")
+	for _, e := range g.denyPub {
+		if overlaps(e.pat.toks, s) {
+			return false
+		}
+	}
+	for _, e := range g.allowPub {
+		if e.pat.toks[0] != reserved && covers(e.pat.toks, s) {
+			return true
+		}
+	}
+	return false
+}

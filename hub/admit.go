@@ -168,6 +168,7 @@ func (c *client) authorize(who *auth.Identity, g *auth.Grant) error {
 		maxPayload = lim.MaxPayload
 	}
 	c.parser.SetMaxPayload(maxPayload)
+	c.maxPayload = maxPayload
 	c.parser.SetMaxControlLine(c.h.cfg.MaxControlLine)
 	c.respTTL = 0
 	if on, ttl := c.h.cfg.Policy.Responses(); on && c.restricted {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,14 +80,26 @@ type client struct {
 	// echo is set at CONNECT and read only by the reader goroutine.
 	echo bool
 
+	// Shared memory (shm.go), owned by the reader goroutine.
+	maxPayload int                 // the largest message it may publish
+	shmOn      bool                // said $SB.SHM.HELLO: may be offered rings
+	shmSeen    map[string]struct{} // patterns it was offered a ring for (or refused)
+	// A forwarder's stand-in (shmfwd.go): origin is the publisher (c
+	// itself otherwise); fwd the ring whose messages it routes.
+	origin  *client
+	fwd     *ring
+	fwdPeer *shmPeer
+	fwdSeq  uint64
+
 	mu        sync.Mutex // leaf lock: guards everything below
 	headers   bool       // the peer understands HMSG (set at CONNECT)
 	subs      map[string]*subscription
-	out       []byte // frames waiting to be written
-	spare     []byte // the buffer the writer last used, reused for out
-	head      int    // leading bytes of out that finish a partly written frame
-	writing   bool   // a flush (inline or the writer goroutine) owns the socket's write side
-	closing   bool   // no more deliveries; close once out is written
+	out       []byte   // frames waiting to be written
+	spare     []byte   // the buffer the writer last used, reused for out
+	head      int      // leading bytes of out that finish a partly written frame
+	marks     []fdMark // frames in out that carry file descriptors (fdpass.go)
+	writing   bool     // a flush (inline or the writer goroutine) owns the socket's write side
+	closing   bool     // no more deliveries; close once out is written
 	closed    bool
 	done      chan struct{} // closed when the connection is closed
 	pingsOut  int
@@ -111,6 +124,12 @@ type subscription struct {
 	// filter is set when the pattern also covers subjects the policy denies
 	// this subscriber: each delivery is checked (see deliverable).
 	filter bool
+
+	// shm marks a shared-memory subscription ($SB.SHM.SUB); block asks
+	// its publishers to wait for it rather than overwrite what it has
+	// not read (set before shm, under the broker's lock).
+	shm   atomic.Bool
+	block bool
 }
 
 func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
@@ -126,6 +145,7 @@ func newClient(h *Hub, nc net.Conn, l net.Listener) *client {
 		echo:   true,
 		done:   make(chan struct{}),
 	}
+	c.origin = c
 	if uc, ok := nc.(*net.UnixConn); ok {
 		// Unix sockets do not autotune their buffers as TCP does; the
 		// default (~200 KiB) limits streaming throughput. The kernel caps
@@ -351,7 +371,7 @@ func (c *client) processSub(f *protocol.Frame) error {
 	}
 	c.mu.Unlock()
 	if old != nil {
-		c.h.subs.Remove(old.subject, old.queue, old)
+		c.h.removeSub(old)
 	}
 	if full {
 		c.softErr("Maximum Subscriptions Exceeded")
@@ -363,6 +383,9 @@ func (c *client) processSub(f *protocol.Frame) error {
 		c.mu.Unlock()
 		c.softErr("Invalid Subject")
 		return nil
+	}
+	if c.h.shm != nil {
+		c.h.shm.subAdded(s)
 	}
 	c.ok()
 	return nil
@@ -382,7 +405,7 @@ func (c *client) processUnsub(f *protocol.Frame) error {
 	}
 	c.mu.Unlock()
 	if ok {
-		c.h.subs.Remove(s.subject, s.queue, s)
+		c.h.removeSub(s)
 	}
 	c.ok()
 	return nil
@@ -399,6 +422,10 @@ func (c *client) processPub(f *protocol.Frame) error {
 	}
 	if f.Reply != nil && !subject.ValidPublish(f.Reply) {
 		c.softErr("Invalid Reply Subject")
+		return nil
+	}
+	if verb, ok := bytes.CutPrefix(f.Subject, []byte(shmPrefix)); ok && c.h.shm != nil {
+		c.shmRequest(string(verb), f.Reply, f.Payload)
 		return nil
 	}
 	if c.restricted && !c.mayPublish(f.Subject, f.Reply) {
@@ -443,11 +470,23 @@ func (c *client) cleanup() {
 		s.gone = true
 	}
 	c.out, c.spare = nil, nil
+	c.dropMarksLocked(0)
 	c.mu.Unlock()
+	if c.h.shm != nil {
+		c.h.shm.clientGone(c)
+	}
 	for _, s := range subs {
-		c.h.subs.Remove(s.subject, s.queue, s)
+		c.h.removeSub(s)
 	}
 	if c.principal != "" {
 		c.h.removePrincipalConn(c.principal)
+	}
+}
+
+// removeSub takes s out of the routing table and the shm broker.
+func (h *Hub) removeSub(s *subscription) {
+	h.subs.Remove(s.subject, s.queue, s)
+	if h.shm != nil {
+		h.shm.subRemoved(s)
 	}
 }

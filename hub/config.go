@@ -43,6 +43,9 @@ type Config struct {
 	// AuthTimeout bounds how long a new connection may take to finish its
 	// TLS handshake and send CONNECT; then it is closed. Default 2s.
 	AuthTimeout time.Duration
+	// NoSharedMemory turns the shared-memory broker off: $SB.SHM. requests
+	// are refused and every message goes over the sockets.
+	NoSharedMemory bool
 	// Logger receives the hub's logs, including the audit log of failed
 	// authentications and denied operations. Default: discard.
 	Logger *slog.Logger

@@ -30,6 +30,7 @@ type Hub struct {
 	connAudit auditLimiter // budget of audit lines about refused connections
 	id        string
 	subs      *subject.Sublist[*subscription]
+	shm       *broker // nil when Config.NoSharedMemory
 
 	nextID atomic.Uint64
 	stats  counters
@@ -52,7 +53,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
-	return &Hub{
+	h := &Hub{
 		cfg:        cfg,
 		log:        cfg.Logger,
 		audit:      cfg.Logger.With("audit", true),
@@ -62,7 +63,11 @@ func New(cfg Config) (*Hub, error) {
 		listeners:  make(map[net.Listener]struct{}),
 		clients:    make(map[uint64]*client),
 		done:       make(chan struct{}),
-	}, nil
+	}
+	if !cfg.NoSharedMemory {
+		h.shm = newBroker(h)
+	}
+	return h, nil
 }
 
 // Serve accepts connections on every listener until Shutdown or Close is
@@ -192,7 +197,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		c.closeAfterFlush()
 	}
 	waited := make(chan struct{})
-	go func() { h.wg.Wait(); close(waited) }()
+	go func() { h.wait(); close(waited) }()
 	select {
 	case <-waited:
 		return nil
@@ -211,8 +216,17 @@ func (h *Hub) Close() error {
 	for _, c := range h.beginClose() {
 		c.closeNow(errShutdown)
 	}
-	h.wg.Wait()
+	h.wait()
 	return nil
+}
+
+// wait waits for every connection's goroutines, then for the shm
+// forwarders, which end once their publishers are gone.
+func (h *Hub) wait() {
+	h.wg.Wait()
+	if h.shm != nil {
+		h.shm.wg.Wait()
+	}
 }
 
 // beginClose marks the hub closing, closes the listeners and returns the
@@ -250,6 +264,7 @@ func (h *Hub) info(c *client, maxPayload int) []byte {
 	if !c.who.Local && !h.cfg.Policy.AllowAnonymous() {
 		inf.AuthRequired = true
 	}
+	inf.SharedMemory = c.shmCapable()
 	if c.tls != nil {
 		inf.TLSRequired = true
 		inf.TLSVerify = c.tlsVerify

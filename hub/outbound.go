@@ -65,7 +65,8 @@ func (c *client) flushInline() {
 		c.closeIfDoneLocked()
 		return
 	}
-	if c.rc == nil {
+	if c.rc == nil || len(c.marks) > 0 {
+		// Descriptors go with sendmsg on the writer goroutine.
 		c.startWriterLocked()
 		c.mu.Unlock()
 		return
@@ -142,8 +143,8 @@ func (c *client) writeLoop() {
 			c.closeIfDoneLocked()
 			return
 		}
-		buf := c.out
-		c.out, c.spare, c.head = c.spare[:0], nil, 0
+		buf, marks := c.out, c.marks
+		c.out, c.spare, c.head, c.marks = c.spare[:0], nil, 0, nil
 		deadline := c.h.cfg.WriteDeadline
 		if c.closing {
 			deadline = min(deadline, time.Second)
@@ -151,7 +152,13 @@ func (c *client) writeLoop() {
 		c.mu.Unlock()
 
 		c.nc.SetWriteDeadline(time.Now().Add(deadline))
-		n, err := c.nc.Write(buf)
+		var n int
+		var err error
+		if len(marks) > 0 {
+			n, err = c.writeWithFds(buf, marks)
+		} else {
+			n, err = c.nc.Write(buf)
+		}
 		// Clear the deadline: a stale one would fail the next inline write
 		// (RawConn.Write honours it) long after this write succeeded.
 		c.nc.SetWriteDeadline(time.Time{})
@@ -165,10 +172,14 @@ func (c *client) writeLoop() {
 			rest := buf[n:]
 			c.head = len(rest)
 			c.out = append(rest, c.out...)
+			c.requeueMarksLocked(marks, n, len(rest))
 			c.mu.Unlock()
 			continue
 		}
 		if err != nil {
+			for _, m := range marks {
+				closeFds(m.fds) // not sent; the nil ones were
+			}
 			if timeout {
 				c.h.stats.slowConsumers.Add(1)
 				c.log.Warn("slow consumer: write stalled", "deadline", deadline, "pending", len(buf)-n)
@@ -210,6 +221,7 @@ func (c *client) slowLocked() {
 	// A write in flight finishes under the normal WriteDeadline and -ERR
 	// follows it; a peer that reads nothing at all is closed when that
 	// deadline passes, without the -ERR it would never read.
+	c.dropMarksLocked(c.head)
 	c.out = protocol.AppendErr(c.out[:c.head], "Slow Consumer")
 	if cap(c.out) > maxSpare {
 		c.out = append([]byte(nil), c.out...)
@@ -248,6 +260,7 @@ func (c *client) closeNow(reason error) {
 		c.markClosedLocked()
 	}
 	c.out = nil
+	c.dropMarksLocked(0)
 	c.mu.Unlock()
 	if !already {
 		c.raw.Close() // not the TLS layer: its close_notify may block for seconds on a peer that stopped reading

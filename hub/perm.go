@@ -79,7 +79,7 @@ func isReserved(subj []byte) bool {
 // may only name a reply subject it may subscribe to. It runs on c's
 // reader goroutine; d's grant is fixed once d has subscribed.
 func (c *client) grantsResponse(d *client, reply []byte) bool {
-	if d == c || d.grant == c.grant || (d.key != "" && d.key == c.key) || isReserved(reply) {
+	if d == c.origin || d.grant == c.grant || (d.key != "" && d.key == c.key) || isReserved(reply) {
 		return false
 	}
 	r := string(reply)

@@ -43,8 +43,11 @@ func (c *client) route(subj, reply []byte, hdrLen int, payload []byte) {
 // or an exhausted auto-unsubscribe.
 func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payload []byte) bool {
 	d := s.c
-	if d == c && !c.echo {
+	if d == c.origin && !c.echo {
 		return false
+	}
+	if c.fwd != nil && c.fwd.skips(s, c.fwdSeq, c.fwdPeer) {
+		return false // it reads this message from a ring
 	}
 	if s.filter && !c.deliverable(s, subj) {
 		return false
@@ -81,7 +84,10 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 	}
 	d.mu.Unlock()
 	if last {
-		c.h.subs.Remove(s.subject, s.queue, s)
+		c.h.removeSub(s)
+	}
+	if c.shmOn && s.shm.Load() {
+		c.shmOffer(s)
 	}
 	c.h.stats.outMsgs.Add(1)
 	if d != c.lastDst {
@@ -98,7 +104,7 @@ func (c *client) deliver(s *subscription, subj, reply []byte, hdrLen int, payloa
 func (c *client) noResponders(reply []byte) {
 	r := c.h.subs.Match(reply)
 	try := func(s *subscription) bool {
-		return s.c == c && c.deliver(s, reply, nil, len(noRespondersHeader), noRespondersHeader)
+		return s.c == c.origin && c.deliver(s, reply, nil, len(noRespondersHeader), noRespondersHeader)
 	}
 	for _, s := range r.Plain {
 		if try(s) {

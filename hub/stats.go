@@ -11,6 +11,7 @@ type counters struct {
 	protoErrors        atomic.Uint64
 	authFailures       atomic.Uint64
 	denied, filtered   atomic.Uint64
+	shmBad             atomic.Uint64
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -28,6 +29,8 @@ type Stats struct {
 	AuthFailures  uint64 // connections refused: bad or missing credentials, failed TLS, no grant, auth timeout
 	Denied        uint64 // publishes and subscriptions refused by the policy
 	Filtered      uint64 // deliveries withheld from wildcard subscriptions that cover denied subjects
+	ShmRings      int    // shared-memory rings open
+	ShmBad        uint64 // ring messages the forwarder dropped: torn, or a malformed frame
 }
 
 // Stats returns a snapshot of the hub's counters.
@@ -49,5 +52,7 @@ func (h *Hub) Stats() Stats {
 		AuthFailures:  h.stats.authFailures.Load(),
 		Denied:        h.stats.denied.Load(),
 		Filtered:      h.stats.filtered.Load(),
+		ShmRings:      h.shm.count(),
+		ShmBad:        h.stats.shmBad.Load(),
 	}
 }

@@ -58,3 +58,69 @@ func BenchmarkPingPong16B(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// BenchmarkPublish16BTracked is the writer alone in tracked mode, with one
+// reader whose cursor is attached and which is not asleep: Publish checks
+// the reader's sleeping flag and skips the FUTEX_WAKE.
+func BenchmarkPublish16BTracked(b *testing.B) {
+	w, rs := openPair(b, 1024, 64, 1)
+	c := cursorPair(b, "sb-bench")
+	if err := rs[0].AttachCursor(c.r); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.AddReader(1, c.w, false); err != nil {
+		b.Fatal(err)
+	}
+	p := make([]byte, 16)
+	b.SetBytes(16)
+	for b.Loop() {
+		w.Publish(p)
+	}
+	if st := w.Stats(); st.Wakes != 1 {
+		b.Fatalf("%d wake-ups with nobody asleep, want only AddReader's", st.Wakes-1)
+	}
+}
+
+// BenchmarkPingPong16BCursor is BenchmarkPingPong16B with tracked writers
+// and cursor-attached readers: a writer makes the FUTEX_WAKE syscall only
+// when the other side's cursor says it sleeps.
+func BenchmarkPingPong16BCursor(b *testing.B) {
+	ping, pingR := openPair(b, 64, 64, 1)
+	pong, pongR := openPair(b, 64, 64, 1)
+	for i, side := range []struct {
+		w *Writer
+		r *Reader
+	}{{ping, pingR[0]}, {pong, pongR[0]}} {
+		c := cursorPair(b, "sb-bench")
+		if err := side.r.AttachCursor(c.r); err != nil {
+			b.Fatal(err)
+		}
+		if err := side.w.AddReader(uint64(i), c.w, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := pingR[0].Next(ctx)
+			if err != nil {
+				return
+			}
+			pong.Publish(m.Data)
+			pingR[0].Release()
+		}
+	}()
+	p := make([]byte, 16)
+	for b.Loop() {
+		ping.Publish(p)
+		if _, err := pongR[0].Next(ctx); err != nil {
+			b.Fatal(err)
+		}
+		pongR[0].Release()
+	}
+	b.ReportMetric(float64(ping.Stats().Wakes+pong.Stats().Wakes)/float64(b.N), "wakes/op")
+	cancel()
+	<-done
+}

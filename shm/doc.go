@@ -10,9 +10,11 @@
 // bytes; N and S are fixed when the ring is created ([Init], [Create]).
 // There is one writer (the publisher) and any number of readers
 // (subscribers). Readers map the region read-only and keep their position
-// in their own memory, so the ring is a broadcast ring: the writer never
-// waits for readers. A reader that falls a whole ring behind is lapped and
-// told how many messages it missed ([Msg].Missed); it is never silent.
+// in their own memory, so the ring is a broadcast ring: by default the
+// writer never waits for readers. A reader that falls a whole ring behind
+// is lapped and told how many messages it missed ([Msg].Missed); it is
+// never silent. Readers that publish their position in a cursor block
+// (below) can ask the writer to wait for them instead.
 //
 // # Layout
 //
@@ -33,6 +35,7 @@
 //	   136     8  payload bytes published     (OffBytes)
 //	   192     4  futex word                  (OffFutex)
 //	   196     4  closed flag                 (OffClosed)
+//	   200     4  writer waiting for a reader (OffWriterWaiting)
 //
 // Slot i starts at DataStart + i*stride, stride = S + SlotHeaderSize
 // rounded up to 64, and holds the message with sequence s where
@@ -48,11 +51,11 @@
 // To publish sequence s the writer stores 2s+1 ("writing s") into the slot
 // sequence word, writes the payload and the length, stores 2s+2 ("s is
 // done"), then stores s+1 into the write sequence, updates the counters,
-// increments the futex word and issues FUTEX_WAKE. Readers cannot write to
-// the ring, so the writer cannot know whether anyone sleeps: [Writer.Send]
-// wakes on every message (one syscall, see BenchmarkPublish16B against
-// BenchmarkPublish16BNoWake); [Writer.Commit] plus one [Writer.Wake] per
-// batch amortises it.
+// increments the futex word and issues FUTEX_WAKE: on every [Writer.Send]
+// for a writer that does not track its readers (one syscall, see
+// BenchmarkPublish16B against BenchmarkPublish16BNoWake), only when a
+// reader's cursor says it sleeps for one that does (below).
+// [Writer.Commit] plus one [Writer.Wake] per batch amortises the wake-up.
 //
 // # Reading
 //
@@ -101,11 +104,41 @@
 // wakes the sleeper at once, so ctx is honoured and an idle reader costs
 // about no CPU.
 //
-// The writer cannot tell whether anyone sleeps (readers map the ring
-// read-only and cannot leave a note), so [Writer.Send] always issues
-// FUTEX_WAKE, ~400 ns; [Writer.Commit] plus one [Writer.Wake] per batch
-// avoids most of it. A per-reader writable "sleeping" word is the planned
-// fix (issue 5).
+// # Cursors
+//
+// Readers cannot write the ring, so each reader that wants the writer to
+// know about it gets a cursor block: one page in its own memfd
+// ([CreateCursor], [OpenCursor]), sealed against resizing, which the reader
+// maps read-write and the writer read-only. It holds the reader's position
+// (the lowest sequence it may still access), a "sleeping" flag and a futex
+// word:
+//
+//	offset  size  field
+//	     0     8  magic "SBSHMCUR"            (CurOffMagic)
+//	     8     4  layout version = 1          (CurOffVersion)
+//	    64     8  position                    (CurOffPosition)
+//	    72     4  sleeping flag               (CurOffSleeping)
+//	    76     4  futex word                  (CurOffFutex)
+//
+// [Reader.AttachCursor] makes the reader store its position after every
+// message and set the flag around FUTEX_WAIT. [Writer.AddReader] switches
+// the writer to tracked mode: Send makes the FUTEX_WAKE syscall only if a
+// tracked reader sleeps (a store of the write sequence, then a load of the
+// flags, against the reader's store of its flag, then a load of the write
+// sequence: Dekker's argument with sequentially consistent atomics). Every
+// reader of a tracked ring needs a tracked cursor; one without is only
+// noticed when its 100 ms sleep ends.
+//
+// A reader added with block set is never lapped: before [Writer.Loan]
+// overwrites a message such a reader has not finished, the writer waits,
+// spinning briefly, then setting the writer-waiting flag in the ring header
+// and sleeping on the reader's cursor futex, which the reader bumps and
+// wakes when it advances. After the block timeout ([Writer.SetBlockTimeout],
+// [DefaultBlockTimeout]) the writer demotes the reader to drop, so a hung
+// or hostile reader stalls it at most that long per loan; [Writer.LoanCtx]
+// also ends the wait with a context. Positions are hostile input: one
+// beyond the write sequence counts as caught up, one far behind costs one
+// timeout, none is ever used as an index.
 //
 // # Memory regions
 //
@@ -116,10 +149,26 @@
 // the size and the header, and maps it read-only. [Init], [NewWriter] and
 // [NewReader] work on any 8-byte aligned []byte, which tests use.
 //
+// For a ring whose writer is another process, [CreateUnsealed] seals only
+// the size; the writer opens the fd with [OpenWriter], which maps it
+// read-write and then seals it like Create; the creator checks
+// [Region.Sealed] before it hands the fd to readers, reads the counters
+// ([Region.Stats]) and can close the ring if the writer dies
+// ([Region.CloseRing]).
+//
+// # Frames
+//
+// [PutFrame], [ParseFrame] and [Writer.PublishFrame] encode a message with
+// a subject, a reply subject and a NATS header block in a slot payload: a
+// 12-byte header (subject length, reply length, header block length,
+// reserved), the two subjects, then the body.
+//
 // # Concurrency
 //
 // A [Writer] and each [Reader] are used by one goroutine at a time; any
 // number of readers, in any number of processes, may read one ring while its
-// writer writes. The payload copy races with the writer by design (a
+// writer writes. The writer's reader set ([Writer.AddReader],
+// [Writer.RemoveReader]) may change from another goroutine while it
+// publishes. The payload copy races with the writer by design (a
 // seqlock); the sequence words make the race detectable, not absent.
 package shm

@@ -61,6 +61,11 @@ func fuzzRead(t *testing.T, mem, script []byte, ctx context.Context) {
 	if err != nil {
 		return
 	}
+	// With a cursor: every position store also reads the (scribbled)
+	// writer-waiting flag.
+	if err := r.AttachCursor(memCursor(t)); err != nil {
+		t.Fatal(err)
+	}
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
 	hi := lo + uintptr(len(mem))
 	checkMsg := func(m Msg) {

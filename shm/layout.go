@@ -24,6 +24,11 @@ const (
 	OffBytes     = 136 // uint64, payload bytes published
 	OffFutex     = 192 // uint32, incremented by the writer after publishing
 	OffClosed    = 196 // uint32, non-zero once the writer closed the ring
+	// OffWriterWaiting is a uint32, non-zero while the writer waits for a
+	// blocking reader to advance (see Writer.AddReader). Readers only read
+	// it: a reader with a cursor that sees it set after storing a new
+	// position wakes the writer through its cursor's futex word.
+	OffWriterWaiting = 200
 )
 
 // Slot field offsets, in bytes from the start of a slot.
@@ -77,6 +82,12 @@ var (
 	// ErrReadOnly means a writer was requested on a read-only region, or a
 	// second writer on one region.
 	ErrReadOnly = errors.New("shm: region has no writer")
+	// ErrBadCursor means a memory region does not hold a valid cursor
+	// block, or a cursor cannot be used the way it was asked to be.
+	ErrBadCursor = errors.New("shm: bad cursor block")
+	// ErrBadFrame means a slot payload is not a valid frame, or a frame
+	// cannot be built from the given subject, reply and header length.
+	ErrBadFrame = errors.New("shm: bad frame")
 )
 
 var littleEndian = func() bool {
@@ -217,6 +228,7 @@ type Stats struct {
 	Messages uint64 // messages published
 	Bytes    uint64 // payload bytes published
 	Closed   bool   // the writer closed the ring
+	Waiting  bool   // the writer waits for a blocking reader
 }
 
 // ReadStats reads the header counters of the ring in mem. mem must hold a
@@ -230,6 +242,7 @@ func ReadStats(mem []byte) (Stats, error) {
 		Messages: u64(mem, OffMessages).Load(),
 		Bytes:    u64(mem, OffBytes).Load(),
 		Closed:   u32(mem, OffClosed).Load() != 0,
+		Waiting:  u32(mem, OffWriterWaiting).Load() != 0,
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 )
@@ -19,13 +20,32 @@ type modelReader struct {
 	held    bool
 	heldSeq uint64
 	view    []byte
+
+	cur     *Cursor // attached cursor, or nil
+	id      uint64  // writer's id for it, 0 if not tracked
+	block   bool    // tracked with the block policy
+	demoted bool
+}
+
+// position is what the reader's cursor must say.
+func (mr *modelReader) position() uint64 {
+	if mr.held {
+		return mr.heldSeq
+	}
+	return mr.pos
 }
 
 // TestRingModel drives one writer and several readers on an in-process
 // ring through random interleavings of publishes (sizes 0..S, loans),
 // reads, releases and late joins, and checks every result against a
 // model: exact contents, order, and missed counts equal to what the writer
-// overwrote.
+// overwrote. Readers may have cursors, tracked by the writer or not, with
+// the drop or the block policy; the block timeout is a nanosecond, so a
+// loan a blocking reader holds up demotes it at once (or, with a cancelled
+// ctx, fails and demotes no one). The model checks the cursor positions,
+// which loans wait and whom they demote, and the number of wake-ups: one
+// per Send untracked, one per AddReader tracked (no reader ever sleeps
+// here).
 func TestRingModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		slots := 1 << rapid.IntRange(0, 3).Draw(t, "log2slots")
@@ -35,6 +55,12 @@ func TestRingModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		track := rapid.Bool().Draw(t, "tracked")
+		if track {
+			w.TrackReaders()
+		}
+		w.SetBlockTimeout(time.Nanosecond)
+		var sends, adds, waits, demoted, nextID uint64
 		var (
 			sent     [][]byte // sent[seq] is the payload of message seq
 			loaned   bool
@@ -59,7 +85,48 @@ func TestRingModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			readers = append(readers, &modelReader{r: r, pos: uint64(len(sent))})
+			mr := &modelReader{r: r, pos: uint64(len(sent))}
+			// none, attached only, tracked dropping, tracked blocking
+			kinds := 2
+			if track {
+				kinds = 4
+			}
+			if kind := rapid.IntRange(0, kinds-1).Draw(t, "cursor"); kind > 0 {
+				mr.cur = memCursor(t)
+				if err := r.AttachCursor(mr.cur); err != nil {
+					t.Fatal(err)
+				}
+				if kind >= 2 {
+					nextID++
+					mr.id, mr.block = nextID, kind == 3
+					if err := w.AddReader(mr.id, mr.cur, mr.block); err != nil {
+						t.Fatal(err)
+					}
+					adds++
+				}
+			}
+			readers = append(readers, mr)
+		}
+		// blockers applies the block policy to a loan of the next
+		// sequence: the blocking readers it has to wait for, demoted
+		// unless the loan is cancelled. Positions never move back for
+		// blocking readers here (no Rewind or Seek), so the writer's
+		// cached bound never hides one.
+		blockers := func(cancelled bool) bool {
+			seq, any := uint64(len(sent)), false
+			for _, mr := range readers {
+				if mr.block && !mr.demoted && seq-mr.position() >= uint64(slots) && mr.position() <= seq {
+					any = true
+					if !cancelled {
+						mr.demoted = true
+						demoted++
+					}
+				}
+			}
+			if any {
+				waits++
+			}
+			return any
 		}
 		addReader(t)
 		pickReader := func(t *rapid.T) *modelReader {
@@ -136,17 +203,33 @@ func TestRingModel(t *testing.T) {
 					t.Skip("closed")
 				}
 				p := rapid.SliceOfN(rapid.Byte(), 0, size).Draw(t, "payload")
+				if !loaned {
+					blockers(false)
+				}
 				if err := w.Publish(p); err != nil {
 					t.Fatal(err)
 				}
 				publish(p)
+				sends++
 			},
 			"loan": func(t *rapid.T) {
 				if closed {
 					t.Skip("closed")
 				}
 				n := rapid.IntRange(0, size).Draw(t, "loan")
-				buf, err := w.Loan(n)
+				ctx := context.Background()
+				if !loaned && rapid.Bool().Draw(t, "cancelled") {
+					ctx = canceled
+					if blockers(true) {
+						if _, err := w.LoanCtx(ctx, n); !errors.Is(err, context.Canceled) {
+							t.Fatalf("LoanCtx held up by a blocking reader: %v, want Canceled", err)
+						}
+						return
+					}
+				} else if !loaned {
+					blockers(false)
+				}
+				buf, err := w.LoanCtx(ctx, n)
 				if err != nil || len(buf) != n {
 					t.Fatalf("Loan(%d) = %d bytes, %v", n, len(buf), err)
 				}
@@ -169,6 +252,7 @@ func TestRingModel(t *testing.T) {
 					t.Fatal(err)
 				}
 				publish(loanBuf[:n])
+				sends++
 			},
 			"oversize": func(t *rapid.T) {
 				if _, err := w.Loan(size + 1); !errors.Is(err, ErrTooLarge) {
@@ -195,12 +279,35 @@ func TestRingModel(t *testing.T) {
 			},
 			"rewind": func(t *rapid.T) {
 				mr := pickReader(t)
+				if mr.block {
+					t.Skip("a blocking reader's position only moves forward in this model")
+				}
 				mr.r.Rewind()
 				mr.held = false
 				mr.pos = 0
 				if n := uint64(len(sent)); n > uint64(slots) {
 					mr.pos = n - uint64(slots)
 				}
+			},
+			"seek": func(t *rapid.T) {
+				mr := pickReader(t)
+				if mr.block {
+					t.Skip("a blocking reader's position only moves forward in this model")
+				}
+				seq := rapid.Uint64Range(0, uint64(len(sent))+2).Draw(t, "seek")
+				mr.r.Seek(seq)
+				mr.held = false
+				mr.pos = seq
+			},
+			"remove": func(t *rapid.T) {
+				mr := pickReader(t)
+				if mr.id == 0 {
+					t.Skip("not tracked")
+				}
+				if !w.RemoveReader(mr.id) {
+					t.Fatalf("reader %d was not tracked", mr.id)
+				}
+				mr.id, mr.block = 0, false
 			},
 			"tryNext": func(t *rapid.T) {
 				mr := pickReader(t)
@@ -249,6 +356,19 @@ func TestRingModel(t *testing.T) {
 					if mr.r.Pos() != mr.pos {
 						t.Fatalf("reader %d: pos %d, model %d", i, mr.r.Pos(), mr.pos)
 					}
+					if mr.cur != nil && mr.cur.Position() != mr.position() {
+						t.Fatalf("reader %d: cursor says %d, model %d", i, mr.cur.Position(), mr.position())
+					}
+				}
+				wantWakes := sends
+				if track {
+					wantWakes = adds // AddReader wakes once; Send never here
+				}
+				if closed {
+					wantWakes++
+				}
+				if ws := w.Stats(); ws != (WriterStats{Wakes: wantWakes, Waits: waits, Demoted: demoted}) {
+					t.Fatalf("writer stats %+v, want wakes %d waits %d demoted %d", ws, wantWakes, waits, demoted)
 				}
 			},
 		})

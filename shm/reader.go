@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -47,11 +48,17 @@ type Reader struct {
 
 	spin    time.Duration // how long Next spins before sleeping (adaptive)
 	fenceMu atomic.Uint32 // target of the read fence; never shared
+
+	cur     *Cursor // attached cursor block, or nil
+	lastPos uint64  // the position last stored into cur
 }
+
+// maxSleep bounds one FUTEX_WAIT of a reader in Next; a variable only so
+// that tests can make a lost wake-up hang instead of costing 100 ms.
+var maxSleep = 100 * time.Millisecond
 
 const (
 	pollAttempts = 4
-	maxSleep     = 100 * time.Millisecond
 	// Next spins between minSpin and maxSpin before it sleeps: a futex
 	// round trip costs ~10 µs of latency, a spin that finds the message
 	// costs none. The budget doubles when spinning found a message and
@@ -88,6 +95,81 @@ func NewReader(mem []byte) (*Reader, error) {
 // Pos returns the sequence of the next message this reader will read.
 func (r *Reader) Pos() uint64 { return r.next }
 
+// AttachCursor makes the reader publish its position and its sleeps in c,
+// a read-write mapping of its cursor block, from now on: the position
+// after every message it returns or releases (one atomic store when it
+// changed), and the sleeping flag around every FUTEX_WAIT. A writer that
+// tracks its readers (Writer.AddReader) uses them to skip wake-ups nobody
+// needs and to block for this reader. AttachCursor(nil) detaches the
+// current cursor, leaving NoPosition in it. The cursor must stay open while
+// it is attached.
+func (r *Reader) AttachCursor(c *Cursor) error {
+	if c != nil && (!c.writable || c.isClosed()) {
+		return fmt.Errorf("%w: a reader needs an open, read-write mapping of its cursor", ErrBadCursor)
+	}
+	if old := r.cur; old != nil && !old.isClosed() {
+		old.sleeping().Store(0)
+		old.position().Store(NoPosition)
+	}
+	r.cur = c
+	if c != nil {
+		r.lastPos = r.curPos()
+		c.position().Store(r.lastPos)
+		r.wakeWriter(c)
+	}
+	return nil
+}
+
+// Cursor returns the attached cursor, or nil.
+func (r *Reader) Cursor() *Cursor { return r.cur }
+
+// Seek moves the reader to sequence seq, releasing any held view: the next
+// message it returns is seq, or a later one with the gap counted as missed
+// if seq was overwritten already. A seq beyond the write sequence waits for
+// the writer to get there. The hub uses it to start a reader where its
+// attachment begins.
+func (r *Reader) Seek(seq uint64) {
+	r.Release()
+	r.next = seq
+	r.syncPos()
+}
+
+// curPos is the position to publish: the held view's sequence, or the next.
+func (r *Reader) curPos() uint64 {
+	if r.held {
+		return r.heldSeq
+	}
+	return r.next
+}
+
+// syncPos stores the reader's position into its cursor if it changed. The
+// store comes before the load of the writer-waiting flag, and the writer
+// stores the flag before it loads the position (both sequentially
+// consistent), so either the writer sees the new position or the reader
+// sees the flag and wakes it: a blocked writer never misses an advance.
+func (r *Reader) syncPos() {
+	c := r.cur
+	if c == nil {
+		return
+	}
+	p := r.curPos()
+	if p == r.lastPos {
+		return
+	}
+	r.lastPos = p
+	c.position().Store(p)
+	r.wakeWriter(c)
+}
+
+// wakeWriter wakes a writer blocked on this reader's cursor, if the ring
+// says a writer waits.
+func (r *Reader) wakeWriter(c *Cursor) {
+	if u32(r.mem, OffWriterWaiting).Load() != 0 {
+		c.futex().Add(1)
+		futexWake(c.futexAddr())
+	}
+}
+
 // Rewind moves the reader back to the oldest message the ring may still
 // hold (write sequence - N, or 0), releasing any held view. A subscriber
 // that joins late uses it to see recent history.
@@ -98,6 +180,7 @@ func (r *Reader) Rewind() {
 	if w > r.g.slots {
 		r.next = w - r.g.slots
 	}
+	r.syncPos()
 }
 
 // Stats returns the reader's counters.
@@ -126,7 +209,9 @@ func (r *Reader) fence() {
 // overwriting it while the view was held, so the bytes read may be torn and
 // must be discarded. Release without a held view returns true.
 func (r *Reader) Release() bool {
-	if r.intact() {
+	ok := r.intact()
+	r.syncPos()
+	if ok {
 		return true
 	}
 	r.stats.Torn++
@@ -151,7 +236,15 @@ func (r *Reader) intact() bool {
 // skipped a corrupt slot and found no message, ErrClosed if the writer
 // closed the ring and every message was read.
 func (r *Reader) TryNext() (Msg, error) {
-	r.Release()
+	m, err := r.tryNext()
+	r.syncPos()
+	return m, err
+}
+
+func (r *Reader) tryNext() (Msg, error) {
+	if !r.intact() {
+		r.stats.Torn++
+	}
 	m, corrupt, ok := r.poll()
 	switch {
 	case ok:
@@ -228,12 +321,20 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 // adaptive spin, then FUTEX_WAIT until the writer wakes the ring or ctx
 // ends. It releases any view still held. Errors: ctx's error, ErrClosed,
 // ErrCorrupt (a corrupt slot was skipped; calling Next again continues).
+//
+// With a cursor attached, the reader sets the cursor's sleeping flag before
+// it sleeps and clears it when Next returns, so a writer that tracks its
+// readers knows whom to wake. A reader without a cursor on such a ring is
+// woken by nobody: it re-polls every 100 ms.
 func (r *Reader) Next(ctx context.Context) (Msg, error) {
-	spun, slept := 0, false
+	spun, slept, flagged := 0, false, false
 	var stop func() bool
 	defer func() {
 		if stop != nil {
 			stop()
+		}
+		if flagged {
+			r.cur.sleeping().Store(0)
 		}
 	}()
 	for {
@@ -252,6 +353,18 @@ func (r *Reader) Next(ctx context.Context) (Msg, error) {
 			if r.spinWait() {
 				continue
 			}
+		}
+		if r.cur != nil {
+			// Dekker: the reader stores "sleeping", then loads the write
+			// sequence and the closed flag; a tracked writer stores the
+			// write sequence (or the flag), then loads "sleeping". Go's
+			// atomics are sequentially consistent, so at least one of the
+			// two sees the other's store: the reader finds the message
+			// below, or the writer wakes it. The futex word is loaded after
+			// "sleeping" is stored, so a wake-up that comes between here
+			// and FUTEX_WAIT changes it and the wait returns at once.
+			r.cur.sleeping().Store(1)
+			flagged = true
 		}
 		f := u32(r.mem, OffFutex).Load()
 		if u64(r.mem, OffWriteSeq).Load() > r.next || u32(r.mem, OffClosed).Load() != 0 {
@@ -322,7 +435,9 @@ func (r *Reader) Recv(ctx context.Context, dst []byte) ([]byte, Msg, error) {
 			return dst[:0], Msg{}, err
 		}
 		dst = append(dst[:0], m.Data...)
-		if r.intact() {
+		ok := r.intact()
+		r.syncPos()
+		if ok {
 			m.Data = dst
 			m.Missed += lost
 			return dst, m, nil

@@ -1,10 +1,17 @@
 package shm
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
 
 // Writer publishes messages into a ring. There must be exactly one Writer
-// per ring, used by one goroutine at a time. The Writer never waits for
-// readers.
+// per ring, used by one goroutine at a time; TrackReaders, AddReader,
+// RemoveReader, Readers, SetBlockTimeout and Stats may also be called from
+// other goroutines. By default the Writer never waits for readers; readers
+// added with the block policy (AddReader) are the exception.
 type Writer struct {
 	mem      []byte
 	g        geometry
@@ -14,6 +21,19 @@ type Writer struct {
 	loaned   bool
 	loanSize uint64
 	futex    *uint32
+
+	// Tracked readers (track.go). readers is nil until the writer is
+	// switched to tracked mode; mu serialises the copy-on-write updates.
+	mu           sync.Mutex
+	readers      atomic.Pointer[readerSet]
+	epoch        atomic.Uint64 // odd while the writer touches cursors
+	epochN       uint64        // the writer's copy of epoch
+	safeFor      *readerSet    // the set safeUntil was computed for
+	safeUntil    uint64        // loans below this need no blocking check
+	blockTimeout atomic.Int64
+	waitAddr     atomic.Pointer[uint32] // futex word a LoanCtx sleeps on
+
+	wakes, waits, demoted atomic.Uint64
 }
 
 // NewWriter returns the writer of the ring that Init wrote into mem. It
@@ -31,6 +51,7 @@ func NewWriter(mem []byte) (*Writer, error) {
 		bytes: u64(mem, OffBytes).Load(),
 	}
 	w.futex = addr32(mem, OffFutex)
+	w.blockTimeout.Store(int64(DefaultBlockTimeout))
 	return w, nil
 }
 
@@ -47,12 +68,27 @@ func (w *Writer) Seq() uint64 { return w.seq }
 // caller to fill before Send or Commit. From this call on, readers see the
 // slot as being written: the message that occupied it (sequence Seq()-N) is
 // gone. Calling Loan again before Send hands out the same slot.
-func (w *Writer) Loan(n int) ([]byte, error) {
+//
+// If a blocking reader (AddReader) has not finished that message, Loan
+// first waits for it, for at most the block timeout; a reader that does
+// not advance in time is demoted to drop and Loan goes on.
+func (w *Writer) Loan(n int) ([]byte, error) { return w.loan(nil, n) }
+
+// LoanCtx is Loan, except that a wait for a blocking reader also ends when
+// ctx does: then it returns ctx's error, loans nothing and demotes no one.
+func (w *Writer) LoanCtx(ctx context.Context, n int) ([]byte, error) { return w.loan(ctx, n) }
+
+func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 || uint64(n) > w.g.size {
 		return nil, fmt.Errorf("%w: %d bytes, slot holds %d", ErrTooLarge, n, w.g.size)
 	}
 	off := w.g.slotOff(w.seq)
 	if !w.loaned {
+		if s := w.readers.Load(); s != nil && s.nblock > 0 && (s != w.safeFor || w.seq >= w.safeUntil) {
+			if err := w.awaitReaders(ctx); err != nil {
+				return nil, err
+			}
+		}
 		// Swap, not Store: a read-modify-write keeps the payload stores
 		// that follow from becoming visible before "writing" on weakly
 		// ordered machines.
@@ -88,7 +124,8 @@ func (w *Writer) Commit(n int) error {
 }
 
 // Send publishes the first n bytes of the loaned slot and wakes sleeping
-// readers (one futex syscall).
+// readers: one futex syscall, which a tracked writer makes only when a
+// reader's cursor says it sleeps.
 func (w *Writer) Send(n int) error {
 	if err := w.Commit(n); err != nil {
 		return err
@@ -107,14 +144,40 @@ func (w *Writer) Publish(p []byte) error {
 	return w.Send(len(p))
 }
 
-// Wake increments the futex word and wakes every reader sleeping on it.
-func (w *Writer) Wake() {
-	u32(w.mem, OffFutex).Add(1)
-	futexWake(w.futex)
+// PublishCtx is Publish with LoanCtx: a wait for a blocking reader ends
+// with ctx.
+func (w *Writer) PublishCtx(ctx context.Context, p []byte) error {
+	buf, err := w.LoanCtx(ctx, len(p))
+	if err != nil {
+		return err
+	}
+	copy(buf, p)
+	return w.Send(len(p))
 }
 
-// Close marks the ring closed and wakes readers; they return ErrClosed
-// once they have read every message. It does not unmap anything.
+// Wake wakes the readers sleeping on the ring: it increments the futex word
+// and calls FUTEX_WAKE. In tracked mode it does so only if a tracked
+// reader's cursor says it sleeps. The Dekker argument: Commit stores the
+// write sequence before Wake loads the sleeping flags, and a reader stores
+// its flag before it loads the write sequence (all sequentially
+// consistent), so a reader that this Wake skips saw the new message.
+func (w *Writer) Wake() {
+	if s := w.readers.Load(); s != nil && (len(s.list) == 0 || !w.anySleeping()) {
+		return
+	}
+	w.wakeAll()
+}
+
+// wakeAll increments the futex word and wakes every sleeper, tracked or not.
+func (w *Writer) wakeAll() {
+	u32(w.mem, OffFutex).Add(1)
+	futexWake(w.futex)
+	w.wakes.Add(1)
+}
+
+// Close marks the ring closed and wakes every reader, tracked or not; they
+// return ErrClosed once they have read every message. It does not unmap
+// anything.
 func (w *Writer) Close() error {
 	if w.loaned {
 		// The abandoned loan is not published; the slot stays marked as
@@ -122,6 +185,6 @@ func (w *Writer) Close() error {
 		w.loaned = false
 	}
 	u32(w.mem, OffClosed).Store(1)
-	w.Wake()
+	w.wakeAll()
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"switchboard/internal/spinbase"
 )
 
 // Exit codes.
@@ -28,6 +30,7 @@ func (e usageError) Unwrap() error { return e.err }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 func main() {
+	spinbase.ChildMain() // bench shm's baseline runs a copy of this executable
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -57,7 +60,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().String("server", "", "hub URL: unix:///path, tcp://host:port, nats://host:port or tls://host:port (default $SWITCHBOARD_URL, else the hub's default unix socket)")
 	root.AddCommand(newServe(), newPub(), newSub(), newReq(), newReply(), newBench())
-	root.AddCommand(newAuth())
+	root.AddCommand(newAuth(), newShm())
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}

@@ -22,6 +22,9 @@ type Info struct {
 	ClientIP     string   `json:"client_ip,omitempty"`
 	Nonce        string   `json:"nonce,omitempty"`
 	LameDuck     bool     `json:"ldm,omitempty"`
+	// SharedMemory (Switchboard only): this connection may ask the hub for
+	// shared-memory rings ($SB.SHM.HELLO).
+	SharedMemory bool `json:"sb_shm,omitempty"`
 }
 
 // Connect is the JSON body of CONNECT.

@@ -164,3 +164,33 @@ func cut(s string) (tok, rest string, more bool) {
 	}
 	return s, "", false
 }
+
+// Match reports whether the literal subject lit matches the subscription
+// pattern pat. Both must be valid (ValidPublish, ValidSubscribe).
+func Match(pat, lit string) bool {
+	if pat == lit {
+		return true
+	}
+	return matchTokens(strings.Split(pat, string(sep)), lit)
+}
+
+// Overlap reports whether some literal subject matches both valid
+// subscription patterns a and b.
+func Overlap(a, b string) bool {
+	at, bt := strings.Split(a, string(sep)), strings.Split(b, string(sep))
+	for i := range min(len(at), len(bt)) {
+		x, y := at[i], bt[i]
+		switch {
+		case x == ">" || y == ">":
+			return true
+		case x == "*" || y == "*" || x == y:
+		default:
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}
+
+// Literal reports whether the valid subscription pattern s has no
+// wildcard token.
+func Literal(s string) bool { return isLiteral(s) }

@@ -1,0 +1,484 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"switchboard"
+	"switchboard/internal/spinbase"
+)
+
+const benchShmLong = `Measure the shared-memory fast path between two processes through the hub
+this command starts, and print:
+
+  rtt_p50_ns, rtt_p99_ns   16 B ping-pong through the client API (Publish,
+                           SubscribeSync/NextMsg), after the hub handed out rings
+  msgs_per_s               16 B one-way stream through the client API
+  socket_msgs_per_s        the same stream with shared memory off (unix socket)
+  large_rtt_p50_ns         4 MiB ping-pong with Publisher.Loan/Send rings
+  baseline_rtt_p50_ns      a raw two-process spin ping-pong on one shared page
+                           (no hub, no client), measured in the same run
+
+and the ratios the targets are stated in. The peer is a second process
+(this executable). Run it on an otherwise idle machine with at least 2 CPUs:
+both sides spin while waiting.`
+
+type shmBenchSettings struct {
+	roundTrips, warmup, stream, large, baseline int
+	json                                        bool
+}
+
+// shmBenchResult is what bench shm prints with --json.
+type shmBenchResult struct {
+	RTTP50NS         int64   `json:"rtt_p50_ns"`
+	RTTP99NS         int64   `json:"rtt_p99_ns"`
+	RoundTrips       int     `json:"round_trips"`
+	MsgsPerS         float64 `json:"msgs_per_s"`
+	SocketMsgsPerS   float64 `json:"socket_msgs_per_s"`
+	StreamMsgs       int     `json:"stream_msgs"`
+	LargeRTTP50NS    int64   `json:"large_rtt_p50_ns"`
+	LargeRoundTrips  int     `json:"large_round_trips"`
+	BaselineRTTP50NS int64   `json:"baseline_rtt_p50_ns"`
+	BaselineRTTP99NS int64   `json:"baseline_rtt_p99_ns"`
+	RTTVsBaseline    float64 `json:"rtt_vs_baseline"`
+	StreamVsSocket   float64 `json:"stream_vs_socket"`
+	LargeVsSmall     float64 `json:"large_vs_small"`
+	Machine          any     `json:"machine"`
+	Date             string  `json:"date"`
+}
+
+func newBenchShm() *cobra.Command {
+	s := &shmBenchSettings{}
+	cmd := &cobra.Command{
+		Use:   "shm",
+		Short: "Measure the shared-memory fast path against a raw spin baseline",
+		Long:  benchShmLong,
+		Args:  wrapArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s.json, _ = cmd.Flags().GetBool("json")
+			return runBenchShm(cmd, s)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&s.roundTrips, "round-trips", 20000, "16 B round trips measured")
+	f.IntVar(&s.warmup, "warmup", 2000, "round trips before measuring (the rings are handed out meanwhile)")
+	f.IntVar(&s.stream, "stream", 1_000_000, "16 B messages in the one-way stream")
+	f.IntVar(&s.large, "large", 200, "4 MiB round trips measured")
+	f.IntVar(&s.baseline, "baseline", 200_000, "raw spin round trips measured")
+	return cmd
+}
+
+// newBenchShmPeer is the hidden peer process of bench shm.
+func newBenchShmPeer() *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:    "shm-peer",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return shmPeer(url)
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "", "hub URL")
+	return cmd
+}
+
+func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
+	ctx, cancel := benchContext()
+	defer cancel()
+	stderr := cmd.ErrOrStderr()
+	res := shmBenchResult{Machine: readMachine(), Date: time.Now().UTC().Format(time.RFC3339)}
+
+	fmt.Fprintln(stderr, "baseline: raw two-process spin ping-pong")
+	base, err := spinbase.Run(ctx, s.baseline)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	res.BaselineRTTP50NS, res.BaselineRTTP99NS = int64(base.P50), int64(base.P99)
+
+	dir, err := os.MkdirTemp("", "sb-bench-shm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	hub, err := startHub(ctx, dir, 8<<20, stderr)
+	if err != nil {
+		return err
+	}
+	defer hub.stop()
+	url := hub.url("unix")
+
+	peer, err := startShmPeer(ctx, url, stderr)
+	if err != nil {
+		return err
+	}
+	defer peer.stop()
+
+	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench shm", NoReconnect: true})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	fmt.Fprintln(stderr, "16 B ping-pong")
+	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "16 B stream")
+	if res.MsgsPerS, err = shmStream(ctx, nc, "sb.bench.stream", s.stream); err != nil {
+		return err
+	}
+	res.StreamMsgs = s.stream
+	fmt.Fprintln(stderr, "4 MiB ping-pong")
+	if res.LargeRTTP50NS, res.LargeRoundTrips, err = shmLarge(ctx, nc, s.large); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "16 B stream over the socket")
+	sc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench socket", NoReconnect: true, NoSharedMemory: true})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	if res.SocketMsgsPerS, err = shmStream(ctx, sc, "sb.bench.sockstream", s.stream); err != nil {
+		return err
+	}
+	if err := peer.stop(); err != nil {
+		return err
+	}
+	res.RTTVsBaseline = ratio(float64(res.RTTP50NS), float64(res.BaselineRTTP50NS))
+	res.StreamVsSocket = ratio(res.MsgsPerS, res.SocketMsgsPerS)
+	res.LargeVsSmall = ratio(float64(res.LargeRTTP50NS), float64(res.RTTP50NS))
+	out := cmd.OutOrStdout()
+	if s.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(out, "16 B round trip (client API): p50 %v  p99 %v  (%d round trips)\n", time.Duration(res.RTTP50NS), time.Duration(res.RTTP99NS), res.RoundTrips)
+	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
+	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
+	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
+	return nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// shmPingPong measures 16 B round trips through the peer's echo.
+func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int) (p50, p99 int64, done int, err error) {
+	sub, err := nc.SubscribeSync("sb.bench.pong")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(ctx); err != nil {
+		return 0, 0, 0, err
+	}
+	buf := make([]byte, 16)
+	samples := make([]int64, 0, n)
+	for i := range warmup + n {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		t0 := time.Now()
+		if err := nc.Publish("sb.bench.ping", buf); err != nil {
+			return 0, 0, 0, err
+		}
+		m, err := sub.NextMsg(ctx)
+		d := time.Since(t0)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+		}
+		if len(m.Data) != 16 || binary.LittleEndian.Uint64(m.Data) != uint64(i) {
+			return 0, 0, 0, fmt.Errorf("round trip %d: wrong echo %x", i, m.Data)
+		}
+		if i >= warmup {
+			samples = append(samples, int64(d))
+		}
+	}
+	slices.Sort(samples)
+	return percentile(samples, 0.5), percentile(samples, 0.99), len(samples), nil
+}
+
+// shmStream publishes n 16 B messages to subj; the peer counts them and
+// answers the final one with its count.
+func shmStream(ctx context.Context, nc *switchboard.Conn, subj string, n int) (float64, error) {
+	done, err := nc.SubscribeSync(subj + ".count")
+	if err != nil {
+		return 0, err
+	}
+	defer done.Unsubscribe()
+	if err := nc.Flush(ctx); err != nil {
+		return 0, err
+	}
+	// A first message, over the socket, gets the hub to hand out a ring.
+	if err := nc.Publish(subj, []byte("warm")); err != nil {
+		return 0, err
+	}
+	if err := nc.Flush(ctx); err != nil {
+		return 0, err
+	}
+	time.Sleep(50 * time.Millisecond)
+	buf := make([]byte, 16)
+	start := time.Now()
+	for i := range n {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := nc.Publish(subj, buf); err != nil {
+			return 0, err
+		}
+	}
+	if err := nc.Publish(subj, []byte("end")); err != nil {
+		return 0, err
+	}
+	m, err := done.NextMsg(ctx)
+	el := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("stream: %w", err)
+	}
+	var got, missed int
+	if _, err := fmt.Sscanf(string(m.Data), "%d %d", &got, &missed); err != nil {
+		return 0, fmt.Errorf("stream: peer said %q", m.Data)
+	}
+	if got+missed < n {
+		return 0, fmt.Errorf("stream: the peer received %d of %d messages (%d reported missed)", got, n, missed)
+	}
+	return float64(got) / el.Seconds(), nil
+}
+
+// shmLarge measures 4 MiB round trips with zero-copy publishers.
+func shmLarge(ctx context.Context, nc *switchboard.Conn, n int) (int64, int, error) {
+	const size = 4 << 20
+	sub, err := nc.SubscribeSync("sb.bench.large.back")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(ctx); err != nil {
+		return 0, 0, err
+	}
+	pub, err := nc.NewPublisher(ctx, "sb.bench.large", &switchboard.RingOptions{Slots: 4, SlotSize: size})
+	if err != nil {
+		return 0, 0, err
+	}
+	samples := make([]int64, 0, n)
+	const warm = 20
+	for i := range warm + n {
+		t0 := time.Now()
+		buf, err := pub.Loan(size)
+		if err != nil {
+			return 0, 0, err
+		}
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := pub.Send(size); err != nil {
+			return 0, 0, err
+		}
+		m, err := sub.NextMsg(ctx)
+		d := time.Since(t0)
+		if err != nil {
+			return 0, 0, fmt.Errorf("large round trip %d: %w", i, err)
+		}
+		if len(m.Data) != size || binary.LittleEndian.Uint64(m.Data) != uint64(i) {
+			return 0, 0, fmt.Errorf("large round trip %d: wrong echo (%d bytes)", i, len(m.Data))
+		}
+		if i >= warm {
+			samples = append(samples, int64(d))
+		}
+	}
+	slices.Sort(samples)
+	return percentile(samples, 0.5), len(samples), nil
+}
+
+// shmPeerProc is the running peer process.
+type shmPeerProc struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan error
+	out   *strings.Builder
+}
+
+func startShmPeer(ctx context.Context, url string, stderr io.Writer) (*shmPeerProc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "bench", "shm-peer", "--url", url)
+	cmd.Stderr = &prefixWriter{prefix: "peer: ", w: stderr}
+	cmd.SysProcAttr = childSysProcAttr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start peer: %w", err)
+	}
+	p := &shmPeerProc{cmd: cmd, stdin: stdin, done: make(chan error, 1), out: &strings.Builder{}}
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if !sent && sc.Text() == "READY" {
+				ready <- nil
+				sent = true
+				continue
+			}
+			p.out.WriteString(sc.Text() + "\n")
+		}
+		if !sent {
+			ready <- errors.New("peer exited before it was ready")
+		}
+		p.done <- cmd.Wait()
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			p.stop()
+			return nil, err
+		}
+		return p, nil
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, errors.New("peer did not get ready within 30s")
+	}
+}
+
+// stop closes the peer's stdin (it exits) and waits; a peer that does not
+// exit within 10s is killed.
+func (p *shmPeerProc) stop() error {
+	if p.stdin == nil {
+		return nil
+	}
+	p.stdin.Close()
+	p.stdin = nil
+	select {
+	case err := <-p.done:
+		if err != nil {
+			return fmt.Errorf("peer: %w", err)
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		return errors.New("peer did not exit; killed")
+	}
+}
+
+// shmPeer is the peer process: it echoes pings and large messages and
+// counts streams, until stdin closes.
+func shmPeer(url string) error {
+	ctx := context.Background()
+	fail := make(chan error, 1)
+	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench shm peer", NoReconnect: true, ShmBlock: true,
+		PendingMsgsLimit: 1 << 22, PendingBytesLimit: 1 << 30,
+		ErrorHandler: func(_ *switchboard.Conn, _ *switchboard.Subscription, err error) {
+			select {
+			case fail <- err:
+			default:
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench socket peer", NoReconnect: true, NoSharedMemory: true,
+		PendingMsgsLimit: 1 << 22, PendingBytesLimit: 1 << 30})
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	ping, err := nc.SubscribeSync("sb.bench.ping")
+	if err != nil {
+		return err
+	}
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		for {
+			m, err := ping.NextMsg(stop)
+			if err != nil {
+				return
+			}
+			nc.Publish("sb.bench.pong", m.Data)
+		}
+	}()
+	for _, c := range []struct {
+		nc   *switchboard.Conn
+		subj string
+	}{{nc, "sb.bench.stream"}, {sc, "sb.bench.sockstream"}} {
+		var got int
+		conn, subj := c.nc, c.subj
+		sub, err := conn.Subscribe(subj, func(m *switchboard.Msg) {
+			if string(m.Data) == "warm" {
+				return
+			}
+			if string(m.Data) == "end" {
+				d := m.Sub.Dropped()
+				conn.Publish(subj+".count", fmt.Appendf(nil, "%d %d", got, d))
+				got = 0
+				return
+			}
+			got++
+		})
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+	}
+	back, err := nc.NewPublisher(ctx, "sb.bench.large.back", &switchboard.RingOptions{Slots: 4, SlotSize: 4 << 20})
+	if err != nil {
+		return err
+	}
+	large, err := nc.SubscribeSync("sb.bench.large")
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			m, err := large.NextMsg(stop)
+			if err != nil {
+				return
+			}
+			buf, err := back.Loan(len(m.Data))
+			if err != nil {
+				return
+			}
+			copy(buf[:8], m.Data)
+			back.Send(len(m.Data))
+		}
+	}()
+	if err := nc.Flush(ctx); err != nil {
+		return err
+	}
+	if err := sc.Flush(ctx); err != nil {
+		return err
+	}
+	fmt.Println("READY")
+	io.Copy(io.Discard, os.Stdin)
+	select {
+	case err := <-fail:
+		return fmt.Errorf("peer: %w", err)
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,674 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"switchboard/internal/protocol"
+	"switchboard/internal/subject"
+	"switchboard/shm"
+)
+
+// The shared-memory broker (see docs/shm.md, "The hub's broker").
+//
+// A client on the unix socket turns shared memory on with a $SB.SHM.HELLO
+// request whose reply subject is its control inbox; the hub sends every
+// control message there, with ring and cursor memfds attached by
+// SCM_RIGHTS. A subscription marked with $SB.SHM.SUB is an shm
+// subscription. When a publisher that said HELLO publishes, over the
+// socket, a message delivered to an shm subscription, the hub offers it a
+// ring for that subscription's pattern (op "ring"); the publisher maps it
+// writable, seals it and says $SB.SHM.SEALED. From then on it writes every
+// message matching the pattern into the ring, and every shm subscription
+// with that pattern reads it (op "attach"), each with its own cursor block
+// that the publisher maps read-only (op "reader"). Subscribers that are not
+// attached readers (socket, TCP, other patterns) get the ring's messages
+// from a forwarder goroutine in the hub, which runs only while such
+// subscribers exist.
+
+const (
+	shmPrefix = "$SB.SHM."
+	// shmFrameBudget is what a ring slot holds beyond the publisher's
+	// max_payload: the frame header, subject and reply subject.
+	shmFrameBudget = 1024
+	// shmDefaultSlots is the slot count of offered rings.
+	shmDefaultSlots = 64
+	// shmMaxRings bounds the rings one connection publishes into.
+	shmMaxRings = 64
+	// shmMaxSeen bounds the patterns a publisher remembers deciding on.
+	shmMaxSeen = 1024
+	// shmMaxRingBytes bounds one ring's size.
+	shmMaxRingBytes = 1 << 30
+)
+
+// shmRequest is the JSON body of a $SB.SHM.* request.
+type shmRequest struct {
+	Sid      string `json:"sid,omitempty"`       // SUB: the subscription
+	Block    bool   `json:"block,omitempty"`     // SUB: block the publisher rather than drop
+	Ring     uint64 `json:"ring,omitempty"`      // SEALED
+	Subject  string `json:"subject,omitempty"`   // PUB
+	Slots    int    `json:"slots,omitempty"`     // PUB
+	SlotSize int    `json:"slot_size,omitempty"` // PUB
+}
+
+// broker owns every ring. Lock order: broker.mu before client.mu.
+type broker struct {
+	h  *Hub
+	mu sync.Mutex
+	id uint64
+	// rings by id; peers by connection (those that said HELLO); shm
+	// subscriptions by pattern.
+	rings map[uint64]*ring
+	peers map[*client]*shmPeer
+	subs  map[string]map[*subscription]struct{}
+	wg    sync.WaitGroup // forwarders
+}
+
+// shmPeer is a connection that said HELLO.
+type shmPeer struct {
+	ctl   string // control inbox
+	rings map[string]*ring
+	// skip: for each attached reader of one of this publisher's rings,
+	// the write sequence of each of its rings when the reader attached;
+	// forwarders skip them from there on. Copy-on-write.
+	skip atomic.Pointer[map[*subscription]map[uint64]uint64]
+	// ready: its ready rings by id. A message that matches several of
+	// them is forwarded by the first one's forwarder only.
+	ready atomic.Pointer[[]*ring]
+}
+
+// ring is one publisher's ring for one pattern.
+type ring struct {
+	id      uint64
+	pattern string
+	pub     *client
+	region  *shm.Region // the hub's read-write mapping
+	hubCur  *shm.Cursor // the forwarder's cursor
+	// rd is the forwarder's reader. Until the ring is ready it holds the
+	// hub's cursor at sequence 0, so the publisher (which waits for
+	// blocking readers) cannot run a ring ahead of the forwarder; with
+	// no forwarder running it is detached (the cursor then reads as
+	// caught up). Used by one goroutine at a time: the forwarder while
+	// it runs, else whoever holds the broker's lock.
+	rd        *shm.Reader
+	ready     bool
+	explicit  bool
+	created   time.Time
+	readers   map[*subscription]*ringReader
+	interest  map[*subscription]struct{} // subscribers the forwarder serves
+	fwdStop   context.CancelFunc
+	fwdDone   chan struct{}
+	forwarded bool // a forwarder ran: a new one starts at the current end
+}
+
+type ringReader struct {
+	id    uint64
+	cur   *shm.Cursor
+	block bool
+}
+
+func newBroker(h *Hub) *broker {
+	return &broker{
+		h:     h,
+		rings: make(map[uint64]*ring),
+		peers: make(map[*client]*shmPeer),
+		subs:  make(map[string]map[*subscription]struct{}),
+	}
+}
+
+// shmCapable reports whether c can take part: a unix socket connection
+// without TLS, on a hub with shared memory on.
+func (c *client) shmCapable() bool {
+	_, unixConn := c.raw.(*net.UnixConn)
+	return c.h.shm != nil && unixConn && c.tls == nil
+}
+
+// shmRequest handles a $SB.SHM.* request. It runs on c's reader goroutine.
+func (c *client) shmRequest(verb string, reply, body []byte) {
+	b := c.h.shm
+	if !c.shmCapable() {
+		if reply != nil {
+			c.sendDirect(string(reply), protocol.ShmControl{Op: "error", Error: "shared memory needs a unix socket connection to a hub with shared memory on"}, nil)
+		}
+		return
+	}
+	var req shmRequest
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			c.shmError(reply, "shm: bad request body: "+err.Error())
+			return
+		}
+	}
+	switch verb {
+	case "HELLO":
+		if reply == nil {
+			return
+		}
+		b.hello(c, string(reply))
+	case "SUB":
+		b.markSub(c, req.Sid, req.Block)
+	case "SEALED":
+		b.sealed(c, req.Ring)
+	case "PUB":
+		b.explicitRing(c, req)
+	case "LIST":
+		if reply != nil {
+			body, _ := json.Marshal(b.list(c))
+			c.sendRaw(string(reply), body, nil)
+		}
+	default:
+		c.shmError(reply, "shm: unknown request "+verb)
+	}
+}
+
+func (c *client) shmError(reply []byte, msg string) {
+	c.log.Info("shm request refused", "err", msg)
+	if reply != nil {
+		c.sendDirect(string(reply), protocol.ShmControl{Op: "error", Error: msg}, nil)
+	}
+}
+
+// sendDirect sends a control message to one of c's own subscriptions that
+// matches subj, with fds attached; it reports false if none matches or the
+// descriptors cannot go.
+func (c *client) sendDirect(subj string, m protocol.ShmControl, fds []int) bool {
+	m.Fds = len(fds)
+	body, _ := json.Marshal(m)
+	return c.sendRaw(subj, body, fds)
+}
+
+func (c *client) sendRaw(subj string, body []byte, fds []int) bool {
+	var sid []byte
+	c.mu.Lock()
+	for _, s := range c.subs {
+		if s.queue == "" && subject.Match(s.subject, subj) {
+			sid = s.sid
+			break
+		}
+	}
+	c.mu.Unlock()
+	if sid == nil {
+		return false
+	}
+	frame := protocol.AppendMsg(nil, []byte(subj), sid, nil, body)
+	if len(fds) > 0 {
+		if !c.enqueueFds(frame, fds) {
+			return false
+		}
+	} else {
+		c.enqueue(frame)
+	}
+	c.flushInline()
+	return true
+}
+
+func (b *broker) hello(c *client, ctl string) {
+	b.mu.Lock()
+	p := b.peers[c]
+	if p == nil {
+		p = &shmPeer{rings: make(map[string]*ring)}
+		b.peers[c] = p
+	}
+	p.ctl = ctl
+	b.mu.Unlock()
+	c.shmOn = true
+	if !c.sendDirect(ctl, protocol.ShmControl{Op: "hello"}, nil) {
+		c.log.Info("shm: HELLO names a control inbox the client is not subscribed to", "inbox", ctl)
+	}
+}
+
+// eligible reports whether s may read rings: an shm subscription, no queue
+// group, no deny filter, and an owner that needs no one-time response
+// grants (those are noted by the hub on each delivery, which a ring skips).
+func eligible(s *subscription) bool {
+	return s.queue == "" && !s.filter && s.c.respTTL == 0 && s.shm.Load()
+}
+
+// markSub makes c's subscription sid an shm subscription and attaches it to
+// the ready rings of its pattern.
+func (b *broker) markSub(c *client, sid string, block bool) {
+	c.mu.Lock()
+	s := c.subs[sid]
+	c.mu.Unlock()
+	if s == nil || s.queue != "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.peers[c] == nil {
+		return
+	}
+	s.block = block
+	s.shm.Store(true)
+	set := b.subs[s.subject]
+	if set == nil {
+		set = make(map[*subscription]struct{})
+		b.subs[s.subject] = set
+	}
+	set[s] = struct{}{}
+	if !eligible(s) {
+		return
+	}
+	for _, r := range b.rings {
+		if r.ready && r.pattern == s.subject && (r.pub != c || c.echo) {
+			b.attachLocked(r, s, r.region.Stats().WriteSeq, true)
+		}
+	}
+}
+
+// offer is called when c publishes a message that is delivered to s, an
+// shm subscription: c is offered a ring for s's pattern unless it has one
+// or may not have one. It runs on c's reader goroutine (or a forwarder's).
+func (b *broker) offer(c *client, s *subscription) {
+	if !eligible(s) || (s.c == c && !c.echo) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.peers[c]
+	if p == nil || p.rings[s.subject] != nil || len(p.rings) >= shmMaxRings {
+		return
+	}
+	if c.restricted && !c.grant.PublishAll(s.subject) {
+		c.log.Debug("shm: no ring: the publisher may not publish to all of the pattern", "pattern", s.subject)
+		return
+	}
+	r, err := b.newRingLocked(c, s.subject, shmDefaultSlots, c.maxPayload+shmFrameBudget)
+	if err != nil {
+		c.log.Warn("shm: cannot create a ring", "pattern", s.subject, "err", err)
+		return
+	}
+	p.rings[s.subject] = r
+	b.sendRingLocked(c, p, r)
+}
+
+// explicitRing answers a PUB request: a ring of the asked geometry for a
+// literal subject, whether or not anyone subscribes.
+func (b *broker) explicitRing(c *client, req shmRequest) {
+	p := b.peerOf(c)
+	if p == nil {
+		return // no control inbox to answer on
+	}
+	if msg := b.tryExplicit(c, p, req); msg != "" {
+		c.log.Info("shm: ring refused", "subject", req.Subject, "err", msg)
+		c.sendDirect(p.ctl, protocol.ShmControl{Op: "ring", Pattern: req.Subject, Explicit: true, Error: msg}, nil)
+	}
+}
+
+// tryExplicit creates and sends the ring a PUB request asks for, or
+// returns why not.
+func (b *broker) tryExplicit(c *client, p *shmPeer, req shmRequest) string {
+	if !subject.ValidPublish([]byte(req.Subject)) || isReserved([]byte(req.Subject)) {
+		return fmt.Sprintf("shm: %q is not a subject a ring can carry", req.Subject)
+	}
+	if c.restricted {
+		if d := c.grant.Publish(req.Subject); !d.Allowed {
+			c.deny("publish", []byte(req.Subject), d)
+			return "Permissions Violation for Publish to " + strconv.Quote(req.Subject)
+		}
+	}
+	slots, size := req.Slots, req.SlotSize
+	if slots == 0 {
+		slots = shmDefaultSlots
+	}
+	if size == 0 {
+		size = c.maxPayload
+	}
+	if total, err := shm.Size(slots, size+shmFrameBudget); err != nil || total > shmMaxRingBytes || size > maxMaxPayload {
+		return fmt.Sprintf("shm: a ring of %d slots of %d bytes is not allowed (slots a power of two, slot_size at most %d, ring at most %d bytes)", slots, size, maxMaxPayload, shmMaxRingBytes)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.rings[req.Subject] != nil {
+		return "shm: this connection already has a ring for " + req.Subject
+	}
+	if len(p.rings) >= shmMaxRings {
+		return fmt.Sprintf("shm: at most %d rings per connection", shmMaxRings)
+	}
+	r, err := b.newRingLocked(c, req.Subject, slots, size+shmFrameBudget)
+	if err != nil {
+		return "shm: " + err.Error()
+	}
+	r.explicit = true
+	p.rings[req.Subject] = r
+	b.sendRingLocked(c, p, r)
+	return ""
+}
+
+func (b *broker) newRingLocked(c *client, pattern string, slots, size int) (*ring, error) {
+	b.id++
+	id := b.id
+	region, err := shm.CreateUnsealed(fmt.Sprintf("sb-ring-%d", id), slots, size)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := shm.CreateCursor(fmt.Sprintf("sb-cur-%d-hub", id))
+	if err != nil {
+		region.Close()
+		return nil, err
+	}
+	rd, err := region.NewReader()
+	if err == nil {
+		rd.Seek(0)
+		err = rd.AttachCursor(cur)
+	}
+	if err != nil {
+		region.Close()
+		cur.Close()
+		return nil, err
+	}
+	r := &ring{id: id, pattern: pattern, pub: c, region: region, hubCur: cur, rd: rd, created: time.Now(),
+		readers: make(map[*subscription]*ringReader), interest: make(map[*subscription]struct{})}
+	b.rings[id] = r
+	return r, nil
+}
+
+func (b *broker) sendRingLocked(c *client, p *shmPeer, r *ring) {
+	if !c.sendDirect(p.ctl, protocol.ShmControl{Op: "ring", Ring: r.id, Pattern: r.pattern, Explicit: r.explicit}, []int{r.region.Fd(), r.hubCur.Fd()}) {
+		b.dropRingLocked(r)
+	}
+}
+
+// sealed: the publisher mapped ring id and sealed it; check, then attach
+// the readers and start serving the rest.
+func (b *broker) sealed(c *client, id uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rings[id]
+	if r == nil || r.pub != c || r.ready {
+		return
+	}
+	if ok, err := r.region.Sealed(); !ok {
+		c.log.Warn("shm: the publisher did not seal its ring; dropped", "ring", id, "err", err)
+		b.dropRingLocked(r)
+		return
+	}
+	r.ready = true
+	b.updateReadyLocked(r.pub)
+	// Nobody has read the ring yet: its first readers and the forwarder
+	// start at sequence 0, so what the publisher wrote before this
+	// message was handled reaches them too.
+	var ready protocol.ShmControl
+	var fds []int
+	for s := range b.subs[r.pattern] {
+		if eligible(s) && (s.c != c || c.echo) {
+			if rr := b.attachLocked(r, s, 0, false); rr != nil {
+				ready.Readers = append(ready.Readers, protocol.ShmReaderRef{ID: rr.id, Block: rr.block})
+				fds = append(fds, rr.cur.Fd())
+			}
+		}
+	}
+	b.scanInterestLocked(r)
+	if r.fwdStop == nil {
+		r.rd.AttachCursor(nil) // no forwarder: do not hold the publisher back
+	}
+	// The publisher writes nothing into the ring before this: its first
+	// readers are tracked from the first message on.
+	ready.Op, ready.Ring = "ready", r.id
+	if !c.sendDirect(b.peers[c].ctl, ready, fds) {
+		b.dropRingLocked(r)
+	}
+}
+
+// attachLocked makes s a reader of r from sequence start on, and returns
+// it. With tell set the publisher is told at once ("reader"); otherwise
+// the caller tells it.
+func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool) *ringReader {
+	if r.readers[s] != nil {
+		return nil
+	}
+	p, rp := b.peers[s.c], b.peers[r.pub]
+	if p == nil || rp == nil {
+		return nil
+	}
+	b.id++
+	cur, err := shm.CreateCursor(fmt.Sprintf("sb-cur-%d-%d", r.id, b.id))
+	if err != nil {
+		s.c.log.Warn("shm: cannot create a cursor", "err", err)
+		return nil
+	}
+	// Until the subscriber maps the cursor and takes over, it holds the
+	// reader's place at start: a blocking reader is waited for from its
+	// first message on. (A throwaway reader writes the position.)
+	if tmp, err := r.region.NewReader(); err == nil {
+		tmp.Seek(start)
+		tmp.AttachCursor(cur)
+	}
+	rr := &ringReader{id: b.id, cur: cur, block: s.block}
+	// Forwarders skip s from here on, on every ring of this publisher:
+	// the publisher writes each message into every ring that matches.
+	skip := map[*subscription]map[uint64]uint64{}
+	if old := rp.skip.Load(); old != nil {
+		for k, v := range *old {
+			skip[k] = v
+		}
+	}
+	from := make(map[uint64]uint64, len(rp.rings))
+	for _, o := range rp.rings {
+		from[o.id] = o.region.Stats().WriteSeq
+	}
+	from[r.id] = start
+	skip[s] = from
+	rp.skip.Store(&skip)
+	r.readers[s] = rr
+	if !s.c.sendDirect(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
+		b.detachLocked(r, s)
+		return nil
+	}
+	if tell {
+		r.pub.sendDirect(rp.ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{cur.Fd()})
+	}
+	for _, o := range rp.rings {
+		b.loseInterestLocked(o, s)
+	}
+	return rr
+}
+
+// detachLocked ends s's reading of r.
+func (b *broker) detachLocked(r *ring, s *subscription) {
+	rr := r.readers[s]
+	if rr == nil {
+		return
+	}
+	delete(r.readers, s)
+	rr.cur.Close()
+	rp := b.peers[r.pub]
+	if rp == nil {
+		return
+	}
+	still := false
+	for _, o := range rp.rings {
+		if o.readers[s] != nil {
+			still = true
+		}
+	}
+	if !still {
+		skip := map[*subscription]map[uint64]uint64{}
+		for k, v := range *rp.skip.Load() {
+			if k != s {
+				skip[k] = v
+			}
+		}
+		rp.skip.Store(&skip)
+	}
+	r.pub.sendDirect(rp.ctl, protocol.ShmControl{Op: "unreader", Ring: r.id, Reader: rr.id}, nil)
+}
+
+// dropRingLocked closes r: readers see it closed once they have read what
+// it holds; the forwarder stops.
+func (b *broker) dropRingLocked(r *ring) {
+	delete(b.rings, r.id)
+	if p := b.peers[r.pub]; p != nil && p.rings[r.pattern] == r {
+		delete(p.rings, r.pattern)
+		b.updateReadyLocked(r.pub)
+	}
+	for s := range r.readers {
+		b.detachLocked(r, s)
+	}
+	b.stopForwarderLocked(r)
+	r.region.CloseRing()
+	release := func() {
+		r.region.Close()
+		r.hubCur.Close()
+	}
+	if done := r.fwdDone; done != nil {
+		// The forwarder may still be reading the mapping.
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			<-done
+			release()
+		}()
+		return
+	}
+	release()
+}
+
+// subAdded: s was subscribed; forwarders whose rings it overlaps serve it.
+func (b *broker) subAdded(s *subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.rings {
+		if r.ready && subject.Overlap(r.pattern, s.subject) && !b.readsFromLocked(r.pub, s) {
+			r.interest[s] = struct{}{}
+			b.startForwarderLocked(r)
+		}
+	}
+}
+
+// subRemoved: s is gone (UNSUB, auto-unsubscribe, connection closed).
+func (b *broker) subRemoved(s *subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if set := b.subs[s.subject]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.subs, s.subject)
+		}
+	}
+	for _, r := range b.rings {
+		b.detachLocked(r, s)
+		b.loseInterestLocked(r, s)
+	}
+}
+
+// clientGone drops c's rings and control state.
+func (b *broker) clientGone(c *client) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.peers[c]
+	if p == nil {
+		return
+	}
+	for _, r := range p.rings {
+		b.dropRingLocked(r)
+	}
+	delete(b.peers, c)
+}
+
+// readsFromLocked reports whether s reads one of pub's rings.
+func (b *broker) readsFromLocked(pub *client, s *subscription) bool {
+	p := b.peers[pub]
+	if p == nil {
+		return false
+	}
+	sk := p.skip.Load()
+	if sk == nil {
+		return false
+	}
+	_, ok := (*sk)[s]
+	return ok
+}
+
+func (b *broker) loseInterestLocked(r *ring, s *subscription) {
+	if _, ok := r.interest[s]; !ok {
+		return
+	}
+	delete(r.interest, s)
+	if len(r.interest) == 0 {
+		b.stopForwarderLocked(r)
+	}
+}
+
+// scanInterestLocked finds every subscription r's forwarder must serve.
+func (b *broker) scanInterestLocked(r *ring) {
+	b.h.mu.Lock()
+	clients := make([]*client, 0, len(b.h.clients))
+	for _, c := range b.h.clients {
+		clients = append(clients, c)
+	}
+	b.h.mu.Unlock()
+	for _, c := range clients {
+		c.mu.Lock()
+		for _, s := range c.subs {
+			if subject.Overlap(r.pattern, s.subject) && !b.readsFromLocked(r.pub, s) {
+				r.interest[s] = struct{}{}
+			}
+		}
+		c.mu.Unlock()
+	}
+	if len(r.interest) > 0 {
+		b.startForwarderLocked(r)
+	}
+}
+
+// updateReadyLocked refreshes the list of p's ready rings, by id, that
+// forwarders consult.
+func (b *broker) updateReadyLocked(pub *client) {
+	p := b.peers[pub]
+	if p == nil {
+		return
+	}
+	var rs []*ring
+	for _, r := range p.rings {
+		if r.ready {
+			rs = append(rs, r)
+		}
+	}
+	slices.SortFunc(rs, func(a, b *ring) int { return cmp.Compare(a.id, b.id) })
+	p.ready.Store(&rs)
+}
+
+// list describes the rings c may see: all of them for an unrestricted
+// connection, else those whose pattern it may subscribe to.
+func (b *broker) list(c *client) []protocol.ShmChannel {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := []protocol.ShmChannel{}
+	for _, r := range b.rings {
+		if c.restricted && !c.grant.Subscribe(r.pattern).Allowed {
+			continue
+		}
+		st := r.region.Stats()
+		ch := protocol.ShmChannel{Ring: r.id, Pattern: r.pattern, Publisher: peerOf(r.pub), Ready: r.ready,
+			Slots: r.region.Slots(), SlotSize: r.region.SlotSize(), Forwarder: r.fwdStop != nil,
+			Messages: st.Messages, Bytes: st.Bytes, Created: r.created, Readers: []protocol.ShmReader{}}
+		for s, rr := range r.readers {
+			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Block: rr.block, Position: rr.cur.Position()})
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+func peerOf(c *client) protocol.ShmPeer {
+	return protocol.ShmPeer{Cid: c.id, Who: c.who.String()}
+}
+
+// count returns the number of rings; b may be nil.
+func (b *broker) count() int {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.rings)
+}

@@ -1,0 +1,224 @@
+package switchboard_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"switchboard"
+	"switchboard/auth"
+	"switchboard/hub"
+	"switchboard/internal/proctest"
+)
+
+// Shared-memory tests: a hub in this process on a unix socket and TCP;
+// clients on the unix socket get rings, the others the socket.
+
+type shmHub struct {
+	h          *hub.Hub
+	unix, tcp  string
+	socketPath string
+}
+
+func startShmHub(t *testing.T, maxPayload int) *shmHub {
+	t.Helper()
+	if useNATS {
+		t.Skip("shared memory is the hub's")
+	}
+	dir, err := os.MkdirTemp("", "sbshm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pol, err := auth.Parse("open", []byte(proctest.OpenPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(hub.Config{MaxPayload: maxPayload, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "hub.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Serve(context.Background(), ul, tl) }()
+	t.Cleanup(func() {
+		h.Close()
+		<-done
+	})
+	return &shmHub{h: h, unix: "unix://" + sock, tcp: "tcp://" + tl.Addr().String(), socketPath: sock}
+}
+
+func shmConnect(t *testing.T, url string, o *switchboard.Options) *switchboard.Conn {
+	t.Helper()
+	if o == nil {
+		o = &switchboard.Options{}
+	}
+	o.NoReconnect = true
+	nc, err := switchboard.Connect(context.Background(), url, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// expectSeq reads n messages numbered 0..n-1 in order from sub.
+func expectSeq(t *testing.T, name string, sub *switchboard.Subscription, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range n {
+		m, err := sub.NextMsg(ctx)
+		if err != nil {
+			t.Fatalf("%s: message %d: %v", name, i, err)
+		}
+		if got := binary.LittleEndian.Uint64(m.Data); got != uint64(i) || m.Subject != sub.Subject {
+			t.Fatalf("%s: message %d is %d on %q", name, i, got, m.Subject)
+		}
+	}
+}
+
+func TestShmPubSubMixedSubscribers(t *testing.T) {
+	before := openFds(t)
+	sh := startShmHub(t, 1<<20)
+	const n = 3000
+	func() {
+		subShm := shmConnect(t, sh.unix, &switchboard.Options{ShmBlock: true})
+		subSock := shmConnect(t, sh.unix, &switchboard.Options{NoSharedMemory: true})
+		subTCP := shmConnect(t, sh.tcp, nil)
+		pub := shmConnect(t, sh.unix, nil)
+		var subs []*switchboard.Subscription
+		for _, nc := range []*switchboard.Conn{subShm, subSock, subTCP} {
+			s, err := nc.SubscribeSync("frames")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+		buf := make([]byte, 64)
+		for i := range n {
+			binary.LittleEndian.PutUint64(buf, uint64(i))
+			if err := pub.Publish("frames", buf); err != nil {
+				t.Fatal(err)
+			}
+			if i == 10 {
+				// Let the hub's offer arrive, so the rest goes by ring.
+				waitFor(t, "a ring", func() bool { return switchboard.ShmWriting(pub) > 0 })
+			}
+		}
+		for i, name := range []string{"shm subscriber", "socket subscriber", "TCP subscriber"} {
+			expectSeq(t, name, subs[i], n)
+		}
+		if switchboard.ShmOut(pub) == 0 {
+			t.Fatal("nothing was published into shared memory")
+		}
+		if st := sh.h.Stats(); st.ShmRings != 1 {
+			t.Fatalf("hub has %d rings, want 1", st.ShmRings)
+		}
+		t.Logf("%d of %d messages went through the ring", switchboard.ShmOut(pub), n)
+		pub.Close()
+		waitFor(t, "the ring reclaimed", func() bool { return sh.h.Stats().ShmRings == 0 })
+	}()
+	sh.h.Close()
+	waitFor(t, "descriptors closed", func() bool { return openFds(t) <= before+1 })
+}
+
+func TestShmRequestReply(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	resp := shmConnect(t, sh.unix, nil)
+	req := shmConnect(t, sh.unix, nil)
+	if _, err := resp.Subscribe("svc.echo", func(m *switchboard.Msg) { m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 500 {
+		p := fmt.Appendf(nil, "req %d", i)
+		m, err := req.Request(ctx, "svc.echo", p)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if string(m.Data) != string(p) {
+			t.Fatalf("request %d: reply %q", i, m.Data)
+		}
+	}
+	if switchboard.ShmOut(req) == 0 || switchboard.ShmOut(resp) == 0 {
+		t.Fatalf("requests by ring %d, replies by ring %d: want both", switchboard.ShmOut(req), switchboard.ShmOut(resp))
+	}
+	t.Logf("requests by ring %d, replies by ring %d of 500", switchboard.ShmOut(req), switchboard.ShmOut(resp))
+}
+
+func TestShmLargeLoanSend(t *testing.T) {
+	sh := startShmHub(t, 8<<20)
+	sub := shmConnect(t, sh.unix, nil)
+	pc := shmConnect(t, sh.unix, nil)
+	s, err := sub.SubscribeSync("video.frames")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pub, err := pc.NewPublisher(ctx, "video.frames", &switchboard.RingOptions{Slots: 4, SlotSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Shared() {
+		t.Fatal("the publisher did not get a ring")
+	}
+	const size = 4 << 20
+	for i := range 20 {
+		buf, err := pub.Loan(size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < size; j += 4096 {
+			buf[j] = byte(i + j/4096)
+		}
+		if err := pub.Send(size); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.NextMsg(ctx)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if len(m.Data) != size {
+			t.Fatalf("frame %d: %d bytes", i, len(m.Data))
+		}
+		for j := 0; j < size; j += 4096 {
+			if m.Data[j] != byte(i+j/4096) {
+				t.Fatalf("frame %d: byte %d is %d", i, j, m.Data[j])
+			}
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"switchboard/internal/protocol"
+	"switchboard/internal/subject"
+	"switchboard/shm"
+)
+
+// ErrShmUnavailable means a shared-memory ring could not be had: the
+// connection is not on a unix socket, the hub has shared memory off, the
+// connection was lost, or the hub refused (the error says why).
+var ErrShmUnavailable = errors.New("switchboard: shared memory unavailable")
+
+// shmPub is a ring this Conn writes: every message it publishes on a
+// subject that matches pattern goes into it.
+type shmPub struct {
+	id       uint64
+	pattern  string
+	literal  bool
+	explicit bool
+
+	// ready is closed when the hub has attached the first readers: the
+	// ring takes messages from then on (shmPublish waits for it).
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu     sync.Mutex // one writer at a time; guards closed
+	region *shm.Region
+	w      *shm.Writer
+	closed bool
+
+	cmu  sync.Mutex             // guards curs; never held while waiting for mu
+	curs map[uint64]*shm.Cursor // readers' cursors by reader id (0: the hub's)
+}
+
+// shmReadyWait bounds how long a publish waits for a new ring's "ready".
+const shmReadyWait = 2 * time.Second
+
+// shmRing maps a ring the hub handed out for writing, seals it and tells
+// the hub it is ready.
+func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
+	st := c.shm
+	if m.Error != "" {
+		c.shmAnswer(m.Pattern, fmt.Errorf("%w: %s", ErrShmUnavailable, m.Error))
+		return nil
+	}
+	if len(fds) != 2 {
+		return fmt.Errorf("a ring comes with 2 descriptors, not %d", len(fds))
+	}
+	region, err := shm.OpenWriter(fds[0])
+	if err != nil {
+		return err
+	}
+	w, err := region.Writer()
+	if err != nil {
+		region.Close()
+		return err
+	}
+	cur, err := shm.OpenCursor(fds[1], false)
+	if err != nil {
+		region.Close()
+		return err
+	}
+	// The hub's forwarder serves socket subscribers; like a socket, it
+	// holds the publisher back rather than lose their messages.
+	w.AddReader(0, cur, true)
+	p := &shmPub{id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
+		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
+	c.mu.Lock()
+	c.shmSendLocked("SEALED", "", map[string]uint64{"ring": m.Ring})
+	c.mu.Unlock()
+	st.mu.Lock()
+	if st.pubs == nil {
+		st.pubs = make(map[uint64]*shmPub)
+	}
+	st.pubs[p.id] = p
+	st.refreshLocked()
+	st.mu.Unlock()
+	return nil
+}
+
+// shmReady: the hub attached the ring's first readers; track them and
+// start writing.
+func (c *Conn) shmReady(m *protocol.ShmControl, fds []int) error {
+	p := c.shmPubByID(m.Ring)
+	if p == nil {
+		closeFds(fds)
+		return nil
+	}
+	if len(fds) != len(m.Readers) {
+		return fmt.Errorf("%d readers, %d descriptors", len(m.Readers), len(fds))
+	}
+	for i, r := range m.Readers {
+		if err := p.addReader(r.ID, fds[i], r.Block); err != nil {
+			closeFds(fds[i+1:])
+			return err
+		}
+	}
+	p.markReady()
+	if p.explicit {
+		c.shmAnswer(p.pattern, p)
+	}
+	return nil
+}
+
+// addReader tracks a reader's cursor (fd, which it takes over).
+func (p *shmPub) addReader(id uint64, fd int, block bool) error {
+	cur, err := shm.OpenCursor(fd, false)
+	if err != nil {
+		return err
+	}
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if p.curs == nil { // closed
+		cur.Close()
+		return nil
+	}
+	if err := p.w.AddReader(id, cur, block); err != nil {
+		cur.Close()
+		return err
+	}
+	p.curs[id] = cur
+	return nil
+}
+
+// refreshLocked republishes the list Publish consults.
+func (st *shmState) refreshLocked() {
+	l := make([]*shmPub, 0, len(st.pubs))
+	for _, p := range st.pubs {
+		l = append(l, p)
+	}
+	st.list.Store(&l)
+}
+
+// shmAnswer completes an explicit ring request for subj.
+func (c *Conn) shmAnswer(subj string, v any) {
+	st := c.shm
+	st.mu.Lock()
+	ch := st.waiters[subj]
+	delete(st.waiters, subj)
+	st.mu.Unlock()
+	if ch != nil {
+		ch <- v // cap 1
+	}
+}
+
+func (c *Conn) shmReader(m *protocol.ShmControl, fds []int) error {
+	if len(fds) != 1 {
+		return fmt.Errorf("a reader comes with 1 descriptor, not %d", len(fds))
+	}
+	p := c.shmPubByID(m.Ring)
+	if p == nil {
+		closeFds(fds) // the ring is gone already
+		return nil
+	}
+	return p.addReader(m.Reader, fds[0], m.Block)
+}
+
+func (c *Conn) shmUnreader(m *protocol.ShmControl) {
+	p := c.shmPubByID(m.Ring)
+	if p == nil {
+		return
+	}
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if cur := p.curs[m.Reader]; cur != nil {
+		p.w.RemoveReader(m.Reader) // returns once the writer is done with it
+		delete(p.curs, m.Reader)
+		cur.Close()
+	}
+}
+
+func (c *Conn) shmPubByID(id uint64) *shmPub {
+	c.shm.mu.Lock()
+	defer c.shm.mu.Unlock()
+	return c.shm.pubs[id]
+}
+
+// close marks the ring closed for its readers and unmaps it.
+func (p *shmPub) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.w.Close()
+	p.cmu.Lock()
+	for _, cur := range p.curs {
+		cur.Close()
+	}
+	p.curs = nil
+	p.cmu.Unlock()
+	p.region.Close()
+	p.markReady() // wake publishes waiting for it: they go by socket
+}
+
+func (p *shmPub) markReady() { p.readyOnce.Do(func() { close(p.ready) }) }
+
+// matches reports whether a message on subj goes into p.
+func (p *shmPub) matches(subj string) bool {
+	if p.literal {
+		return p.pattern == subj
+	}
+	return subject.Match(p.pattern, subj)
+}
+
+// shmPublish writes a message into every ring of this Conn whose pattern
+// matches subj. It reports false, having written nothing, when no ring
+// matches or one cannot take the message (then it goes over the socket,
+// where the hub delivers it to everyone, ring readers included).
+func (c *Conn) shmPublish(ctx context.Context, subj, reply string, hb, data []byte) (bool, error) {
+	lp := c.shm.list.Load()
+	if lp == nil || len(*lp) == 0 || strings.HasPrefix(reply, "$SB.") {
+		return false, nil
+	}
+	var hit [4]*shmPub
+	match := hit[:0]
+	for _, p := range *lp {
+		if p.matches(subj) {
+			match = append(match, p)
+		}
+	}
+	if len(match) == 0 {
+		return false, nil
+	}
+	for _, p := range match {
+		if !p.waitReady(ctx) {
+			return false, nil
+		}
+	}
+	size := shm.FrameSize(subj, reply, len(hb)+len(data))
+	for _, p := range match {
+		if size > p.w.SlotSize() {
+			return false, nil
+		}
+	}
+	for i, p := range match {
+		if err := p.write(ctx, subj, reply, hb, data, size); err != nil {
+			if i == 0 && errors.Is(err, errShmPubClosed) {
+				return false, nil
+			}
+			return true, err
+		}
+	}
+	c.shmOut.Add(1)
+	return true, nil
+}
+
+var errShmPubClosed = errors.New("ring closed")
+
+// write puts one frame into p.
+func (p *shmPub) write(ctx context.Context, subj, reply string, hb, data []byte, size int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errShmPubClosed
+	}
+	buf, err := p.w.LoanCtx(ctx, size)
+	if err != nil {
+		return fmt.Errorf("switchboard: publish %q: %w", subj, err)
+	}
+	body, err := shm.PutFrame(buf, subj, reply, len(hb))
+	if err != nil {
+		return fmt.Errorf("switchboard: publish %q: %w", subj, err)
+	}
+	n := copy(body, hb)
+	copy(body[n:], data)
+	return p.w.Send(size)
+}
+
+var errTooBigForRing = errors.New("message larger than the ring's slots")
+
+// loan starts a zero-copy message of n bytes on subj; called with p.mu
+// held, which the caller keeps until send.
+func (p *shmPub) loan(subj string, n int) ([]byte, error) {
+	size := shm.FrameSize(subj, "", n)
+	if size > p.w.SlotSize() {
+		return nil, errTooBigForRing
+	}
+	buf, err := p.w.LoanCtx(context.Background(), size)
+	if err != nil {
+		return nil, fmt.Errorf("switchboard: publish %q: %w", subj, err)
+	}
+	body, err := shm.PutFrame(buf, subj, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("switchboard: publish %q: %w", subj, err)
+	}
+	return body[:n:n], nil
+}
+
+// send publishes the loaned message with n bytes of data; called with
+// p.mu held.
+func (p *shmPub) send(subj string, n int) error {
+	return p.w.Send(shm.FrameSize(subj, "", n))
+}
+
+func (p *shmPub) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// waitReady waits until p takes messages; false means it never will (the
+// connection was lost, or the hub did not answer).
+func (p *shmPub) waitReady(ctx context.Context) bool {
+	select {
+	case <-p.ready:
+		return !p.isClosed()
+	default:
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t := time.NewTimer(shmReadyWait)
+	defer t.Stop()
+	select {
+	case <-p.ready:
+		return !p.isClosed()
+	case <-t.C:
+		p.close()
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
