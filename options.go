@@ -117,12 +117,14 @@ type Options struct {
 	// subscriber are both such connections and the policy allows (see
 	// docs/shm.md); everything else still goes over the socket.
 	NoSharedMemory bool
-	// ShmBlock asks the publishers of this Conn's shared-memory rings to
-	// wait (up to their block timeout) when a subscription falls a whole
-	// ring behind, instead of overwriting what it has not read. Default:
-	// false: the subscription loses the oldest messages and is told how
-	// many (Dropped, ErrSlowConsumer).
-	ShmBlock bool
+	// ShmDrop lets the publishers of this Conn's shared-memory rings
+	// overwrite what a subscription has not read when it falls a whole
+	// ring behind; the subscription loses the oldest messages and is told
+	// how many (Dropped, ErrSlowConsumer). Default: false: publishers wait
+	// for the subscription, like a socket that is full, for up to their
+	// block timeout (5 s); one that stays stuck longer is then treated as
+	// if it had asked to drop.
+	ShmDrop bool
 
 	// NoEcho asks the hub not to deliver this connection's own publishes
 	// to its own subscriptions. Default: false (echo).

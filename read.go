@@ -107,6 +107,12 @@ func (c *Conn) deliverTo(s *Subscription, resp *respMux, f *protocol.Frame) {
 	if err != nil {
 		c.reportErr(s, fmt.Errorf("switchboard: message on %q: %w", m.Subject, err))
 	}
+	c.deliverMsg(s, m)
+}
+
+// deliverMsg queues m on s and ends s when it was the last of an
+// AutoUnsubscribe count.
+func (c *Conn) deliverMsg(s *Subscription, m *Msg) {
 	if s.deliver(m) {
 		// AutoUnsubscribe reached its count: the hub has dropped the
 		// subscription; let the queue run out.

@@ -145,7 +145,7 @@ func (c *Conn) resume(nc net.Conn, info *protocol.Info) bool {
 	c.info = *info
 	subs := make([]*Subscription, 0, len(c.subs))
 	for _, s := range c.subs {
-		if !s.unsubSent {
+		if !s.unsubSent && s.kind != kindCtl {
 			subs = append(subs, s)
 		}
 	}

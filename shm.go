@@ -39,6 +39,7 @@ type shmState struct {
 	pubs    map[uint64]*shmPub  // rings to write, by id
 	waiters map[string]chan any // explicit ring requests by subject: *shmPub or error
 	list    atomic.Pointer[[]*shmPub]
+	gen     atomic.Uint64 // bumped under Conn.wmu when a ring joins list
 }
 
 // readFds reads from a unix socket, keeping any descriptors that come
@@ -96,20 +97,21 @@ func (c *Conn) shmStart(info *protocol.Info) {
 	if st.ctl == nil {
 		c.ssid++
 		s := &Subscription{
-			Subject: c.NewInbox(),
+			Subject: "$SB.SHM.CTL",
 			conn:    c,
 			sid:     c.ssid,
 			sidStr:  strconv.FormatUint(c.ssid, 10),
 			kind:    kindCtl,
 			kick:    make(chan struct{}, 1),
 		}
+		// No SUB: the hub sends its control messages to this sid on its
+		// own, whatever the policy lets the connection subscribe to.
 		c.subs[s.sid] = s
-		c.sendSubLocked(s)
 		st.ctl = s
 	}
-	ctl := st.ctl.Subject
+	sid := st.ctl.sidStr
 	st.mu.Unlock()
-	c.shmSendLocked("HELLO", ctl, nil)
+	c.shmSendLocked("HELLO", "", map[string]string{"sid": sid})
 	for _, s := range c.subs {
 		c.shmMarkLocked(s)
 	}
@@ -143,7 +145,7 @@ func (c *Conn) shmMarkLocked(s *Subscription) {
 	if ctl == nil {
 		return // before HELLO: shmStart marks every subscription
 	}
-	c.shmSendLocked("SUB", "", map[string]any{"sid": s.sidStr, "block": c.opts.ShmBlock})
+	c.shmSendLocked("SUB", "", map[string]any{"sid": s.sidStr, "block": !c.opts.ShmDrop})
 }
 
 // shmControl handles a control message from the hub (on the reader).

@@ -2,10 +2,12 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchboard/internal/protocol"
@@ -35,6 +37,7 @@ type shmPub struct {
 	region *shm.Region
 	w      *shm.Writer
 	closed bool
+	gone   atomic.Bool // closed, for readers that do not hold mu
 
 	cmu  sync.Mutex             // guards curs; never held while waiting for mu
 	curs map[uint64]*shm.Cursor // readers' cursors by reader id (0: the hub's)
@@ -73,9 +76,12 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	w.AddReader(0, cur, true)
 	p := &shmPub{id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
-	c.mu.Lock()
-	c.shmSendLocked("SEALED", "", map[string]uint64{"ring": m.Ring})
-	c.mu.Unlock()
+	// The ring joins the list Publish consults, and SEALED is queued, in
+	// one step under wmu: a publish either went out over the socket before
+	// SEALED, or it sees the ring (and waits for "ready"). Publish checks
+	// gen again under wmu to know which.
+	body, _ := json.Marshal(map[string]uint64{"ring": m.Ring})
+	c.wmu.Lock()
 	st.mu.Lock()
 	if st.pubs == nil {
 		st.pubs = make(map[uint64]*shmPub)
@@ -83,6 +89,13 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	st.pubs[p.id] = p
 	st.refreshLocked()
 	st.mu.Unlock()
+	st.gen.Add(1)
+	c.out = protocol.AppendPub(c.out, "$SB.SHM.SEALED", "", body)
+	wake := c.status.Load() == statusConnected && !c.flushing
+	c.wmu.Unlock()
+	if wake {
+		c.wakeFlusher()
+	}
 	return nil
 }
 
@@ -191,6 +204,7 @@ func (p *shmPub) close() {
 		return
 	}
 	p.closed = true
+	p.gone.Store(true)
 	p.w.Close()
 	p.cmu.Lock()
 	for _, cur := range p.curs {
@@ -302,11 +316,7 @@ func (p *shmPub) send(subj string, n int) error {
 	return p.w.Send(shm.FrameSize(subj, "", n))
 }
 
-func (p *shmPub) isClosed() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closed
-}
+func (p *shmPub) isClosed() bool { return p.gone.Load() }
 
 // waitReady waits until p takes messages; false means it never will (the
 // connection was lost, or the hub did not answer).

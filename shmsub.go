@@ -1,25 +1,36 @@
 package switchboard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
 	"switchboard/shm"
 )
 
-// subRing is a ring one subscription reads, on a goroutine of its own
-// that hands each message to the subscription like the socket reader does.
+// subRing is a ring one subscription reads. A callback or channel
+// subscription reads it on a goroutine of its own, which hands each
+// message to the subscription like the socket reader does; a SubscribeSync
+// subscription reads it in NextMsg itself (see pollRings), with a watcher
+// goroutine only while NextMsg sleeps.
 type subRing struct {
 	id      uint64
 	pattern string
 	region  *shm.Region
 	cur     *shm.Cursor
-	rd      *shm.Reader
 	cancel  context.CancelFunc
+	ctx     context.Context
+
+	mu     sync.Mutex // one reader at a time; guards rd and gone
+	rd     *shm.Reader
+	gone   bool // closed: region and cursor unmapped
+	resp   *respMux
+	direct bool // read by NextMsg (kindSync)
 }
 
 // shmAttach starts reading a ring for the subscription the hub names.
@@ -57,7 +68,8 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 	rd.Seek(m.Start)
 	rd.AttachCursor(cur)
 	ctx, cancel := context.WithCancel(c.ctx)
-	r := &subRing{id: m.Ring, pattern: m.Pattern, region: region, cur: cur, rd: rd, cancel: cancel}
+	r := &subRing{id: m.Ring, pattern: m.Pattern, region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel,
+		resp: resp, direct: s.kind == kindSync}
 	s.mu.Lock()
 	if s.closed || s.finishing {
 		s.mu.Unlock()
@@ -67,50 +79,145 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 		return nil
 	}
 	s.rings = append(s.rings, r)
+	s.nrings.Store(int32(len(s.rings)))
 	s.mu.Unlock()
-	c.spawn(func(*worker) { c.readRing(ctx, s, resp, r) })
+	if r.direct {
+		s.wake() // a NextMsg asleep now has a ring to watch
+		return nil
+	}
+	c.spawn(func(*worker) { c.readRing(ctx, s, r) })
 	return nil
 }
 
 // readRing delivers r's messages to s until r closes or s stops reading
 // it, then unmaps it.
-func (c *Conn) readRing(ctx context.Context, s *Subscription, resp *respMux, r *subRing) {
-	defer func() {
-		r.cancel()
-		s.dropRing(r)
-		r.region.Close()
-		r.cur.Close()
-	}()
-	var buf []byte
+func (c *Conn) readRing(ctx context.Context, s *Subscription, r *subRing) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer c.dropRingLocked(s, r)
 	for {
-		var m shm.Msg
-		var err error
-		buf, m, err = r.rd.Recv(ctx, buf)
+		m, err := r.rd.Next(ctx)
 		if errors.Is(err, shm.ErrCorrupt) {
 			continue
 		}
 		if err != nil {
 			return // closed by the publisher or the hub, or detached
 		}
-		if m.Missed > 0 {
-			s.missed(int(m.Missed))
-		}
-		f, err := shm.ParseFrame(m.Data)
-		if err != nil || !subject.Match(r.pattern, f.Subject) || !validSubject(f.Subject, false) ||
-			(f.Reply != "" && !validSubject(f.Reply, false)) {
-			s.missed(1)
-			continue
-		}
-		fr := protocol.Frame{Op: protocol.OpMsg, Subject: []byte(f.Subject), HeaderLen: f.HdrLen, Payload: f.Body}
+		c.ringDeliver(s, r, m)
+	}
+}
+
+// ringDeliver hands the message whose view is m to s: it is copied, then
+// kept only if the view was intact (Release). Called with r.mu held.
+func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) {
+	if m.Missed > 0 {
+		s.missed(int(m.Missed))
+	}
+	f, err := shm.ParseFrame(m.Data)
+	ok := err == nil && validSubject(f.Subject, false) && subject.Match(r.pattern, f.Subject) &&
+		(f.Reply == "" || validSubject(f.Reply, false))
+	var fr protocol.Frame
+	var msg *Msg
+	if ok {
+		fr = protocol.Frame{Op: protocol.OpMsg, Subject: []byte(f.Subject), HeaderLen: f.HdrLen, Payload: f.Body}
 		if f.Reply != "" {
 			fr.Reply = []byte(f.Reply)
 		}
-		if f.HdrLen > 0 {
-			fr.Op = protocol.OpHMsg
+		if s.kind == kindResp {
+			fr.Payload = bytes.Clone(fr.Payload) // the mux copies it again; it must not see the ring
+		} else {
+			var herr error
+			msg, herr = newMsg(&fr, s) // copies out of the ring
+			if herr != nil {
+				msg.Header = nil // a malformed header block from a peer: deliver without it
+			}
 		}
-		c.inMsgs.Add(1)
-		c.inBytes.Add(uint64(len(f.Body)))
-		c.deliverTo(s, resp, &fr)
+	}
+	if !r.rd.Release() || !ok {
+		s.missed(1)
+		return
+	}
+	c.inMsgs.Add(1)
+	c.inBytes.Add(uint64(len(f.Body)))
+	if s.kind == kindResp {
+		r.resp.deliver(&fr, s)
+		return
+	}
+	c.deliverMsg(s, msg)
+}
+
+// dropRingLocked unmaps r and forgets it. Called with r.mu held.
+func (c *Conn) dropRingLocked(s *Subscription, r *subRing) {
+	if r.gone {
+		return
+	}
+	r.gone = true
+	r.cancel()
+	s.dropRing(r)
+	r.region.Close()
+	r.cur.Close()
+}
+
+// pollRings reads, without waiting, one message from each ring of a
+// SubscribeSync subscription into its queue; it reports whether it found
+// any. Rings another caller is reading are skipped.
+func (s *Subscription) pollRings() bool {
+	s.mu.Lock()
+	rings := s.rings
+	s.mu.Unlock()
+	found := false
+	for _, r := range rings {
+		if !r.mu.TryLock() {
+			continue
+		}
+		if !r.gone {
+			m, err := r.rd.TryNext()
+			switch {
+			case err == nil:
+				s.conn.ringDeliver(s, r, m)
+				found = true
+			case errors.Is(err, shm.ErrClosed):
+				s.conn.dropRingLocked(s, r)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return found
+}
+
+// watchRings starts a goroutine per ring that waits (spin, then futex) for
+// its next message and queues it, for a NextMsg about to sleep; stop ends
+// them.
+func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
+	s.mu.Lock()
+	rings := s.rings
+	s.mu.Unlock()
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, r := range rings {
+		wg.Add(1)
+		unhook := context.AfterFunc(r.ctx, cancel) // detached: stop waiting
+		s.conn.spawn(func(*worker) {
+			defer unhook()
+			defer wg.Done()
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.gone {
+				return
+			}
+			m, err := r.rd.Next(wctx)
+			switch {
+			case err == nil:
+				s.conn.ringDeliver(s, r, m)
+			case errors.Is(err, shm.ErrClosed):
+				s.conn.dropRingLocked(s, r)
+				s.wake()
+			}
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
@@ -135,7 +242,8 @@ func (s *Subscription) dropRing(r *subRing) {
 	defer s.mu.Unlock()
 	for i, o := range s.rings {
 		if o == r {
-			s.rings = append(s.rings[:i], s.rings[i+1:]...)
+			s.rings = append(s.rings[:i:i], s.rings[i+1:]...)
+			s.nrings.Store(int32(len(s.rings)))
 			return
 		}
 	}
@@ -149,5 +257,12 @@ func (s *Subscription) shmDetachAll() {
 	s.mu.Unlock()
 	for _, r := range rings {
 		r.cancel()
+		if r.direct {
+			// No goroutine owns it: unmap it here (a watcher, cancelled
+			// above, lets go of it first).
+			r.mu.Lock()
+			s.conn.dropRingLocked(s, r)
+			r.mu.Unlock()
+		}
 	}
 }

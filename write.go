@@ -63,13 +63,21 @@ func (c *Conn) publish(ctx context.Context, subject, reply string, hdr Header, d
 		return fmt.Errorf("publish %q…: subject and reply too long for one protocol line (%d bytes, at most %d): %w", subject[:min(len(subject), 32)], line, maxControlLine, ErrBadSubject)
 	}
 
+retry:
+	var gen uint64
 	if c.shm != nil {
+		gen = c.shm.gen.Load()
 		if done, err := c.shmPublish(ctx, subject, reply, hb, data); done {
 			return err
 		}
 	}
 
 	c.wmu.Lock()
+	if c.shm != nil && c.shm.gen.Load() != gen {
+		// A ring arrived since shmPublish looked (see shmRing): look again.
+		c.wmu.Unlock()
+		goto retry
+	}
 	for {
 		st := c.status.Load()
 		if st == statusClosed {

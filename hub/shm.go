@@ -74,7 +74,7 @@ type broker struct {
 
 // shmPeer is a connection that said HELLO.
 type shmPeer struct {
-	ctl   string // control inbox
+	ctl   string // the sid its control messages go to
 	rings map[string]*ring
 	// skip: for each attached reader of one of this publisher's rings,
 	// the write sequence of each of its rings when the reader attached;
@@ -149,10 +149,7 @@ func (c *client) shmRequest(verb string, reply, body []byte) {
 	}
 	switch verb {
 	case "HELLO":
-		if reply == nil {
-			return
-		}
-		b.hello(c, string(reply))
+		b.hello(c, req.Sid)
 	case "SUB":
 		b.markSub(c, req.Sid, req.Block)
 	case "SEALED":
@@ -210,19 +207,56 @@ func (c *client) sendRaw(subj string, body []byte, fds []int) bool {
 	return true
 }
 
-func (b *broker) hello(c *client, ctl string) {
+// shmCtlSubject is the subject of the hub's control messages. They go to
+// the sid the client named in HELLO, which it reserved without a SUB: the
+// hub's own messages to a connection need no subscribe permission.
+const shmCtlSubject = "$SB.SHM.CTL"
+
+func (b *broker) hello(c *client, sid string) {
+	if !validSID(sid) {
+		c.log.Info("shm: HELLO without a valid sid", "sid", sid)
+		return
+	}
 	b.mu.Lock()
 	p := b.peers[c]
 	if p == nil {
 		p = &shmPeer{rings: make(map[string]*ring)}
 		b.peers[c] = p
 	}
-	p.ctl = ctl
+	p.ctl = sid
 	b.mu.Unlock()
 	c.shmOn = true
-	if !c.sendDirect(ctl, protocol.ShmControl{Op: "hello"}, nil) {
-		c.log.Info("shm: HELLO names a control inbox the client is not subscribed to", "inbox", ctl)
+	c.sendCtl(sid, protocol.ShmControl{Op: "hello"}, nil)
+}
+
+// validSID reports whether sid can go in a MSG line.
+func validSID(sid string) bool {
+	if sid == "" || len(sid) > 64 {
+		return false
 	}
+	for i := 0; i < len(sid); i++ {
+		if ch := sid[i]; ch <= ' ' || ch == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// sendCtl sends a control message, with fds attached, to the control sid
+// of c; it reports false if the descriptors cannot go.
+func (c *client) sendCtl(sid string, m protocol.ShmControl, fds []int) bool {
+	m.Fds = len(fds)
+	body, _ := json.Marshal(m)
+	frame := protocol.AppendMsg(nil, []byte(shmCtlSubject), []byte(sid), nil, body)
+	if len(fds) > 0 {
+		if !c.enqueueFds(frame, fds) {
+			return false
+		}
+	} else {
+		c.enqueue(frame)
+	}
+	c.flushInline()
+	return true
 }
 
 // eligible reports whether s may read rings: an shm subscription, no queue
@@ -299,7 +333,7 @@ func (b *broker) explicitRing(c *client, req shmRequest) {
 	}
 	if msg := b.tryExplicit(c, p, req); msg != "" {
 		c.log.Info("shm: ring refused", "subject", req.Subject, "err", msg)
-		c.sendDirect(p.ctl, protocol.ShmControl{Op: "ring", Pattern: req.Subject, Explicit: true, Error: msg}, nil)
+		c.sendCtl(p.ctl, protocol.ShmControl{Op: "ring", Pattern: req.Subject, Explicit: true, Error: msg}, nil)
 	}
 }
 
@@ -372,7 +406,7 @@ func (b *broker) newRingLocked(c *client, pattern string, slots, size int) (*rin
 }
 
 func (b *broker) sendRingLocked(c *client, p *shmPeer, r *ring) {
-	if !c.sendDirect(p.ctl, protocol.ShmControl{Op: "ring", Ring: r.id, Pattern: r.pattern, Explicit: r.explicit}, []int{r.region.Fd(), r.hubCur.Fd()}) {
+	if !c.sendCtl(p.ctl, protocol.ShmControl{Op: "ring", Ring: r.id, Pattern: r.pattern, Explicit: r.explicit}, []int{r.region.Fd(), r.hubCur.Fd()}) {
 		b.dropRingLocked(r)
 	}
 }
@@ -413,7 +447,7 @@ func (b *broker) sealed(c *client, id uint64) {
 	// The publisher writes nothing into the ring before this: its first
 	// readers are tracked from the first message on.
 	ready.Op, ready.Ring = "ready", r.id
-	if !c.sendDirect(b.peers[c].ctl, ready, fds) {
+	if !c.sendCtl(b.peers[c].ctl, ready, fds) {
 		b.dropRingLocked(r)
 	}
 }
@@ -459,12 +493,12 @@ func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool)
 	skip[s] = from
 	rp.skip.Store(&skip)
 	r.readers[s] = rr
-	if !s.c.sendDirect(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
+	if !s.c.sendCtl(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
 		b.detachLocked(r, s)
 		return nil
 	}
 	if tell {
-		r.pub.sendDirect(rp.ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{cur.Fd()})
+		r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{cur.Fd()})
 	}
 	for _, o := range rp.rings {
 		b.loseInterestLocked(o, s)
@@ -499,7 +533,7 @@ func (b *broker) detachLocked(r *ring, s *subscription) {
 		}
 		rp.skip.Store(&skip)
 	}
-	r.pub.sendDirect(rp.ctl, protocol.ShmControl{Op: "unreader", Ring: r.id, Reader: rr.id}, nil)
+	r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "unreader", Ring: r.id, Reader: rr.id}, nil)
 }
 
 // dropRingLocked closes r: readers see it closed once they have read what

@@ -161,7 +161,15 @@ func Init(mem []byte, slots, slotSize int) error {
 		return fmt.Errorf("%w: ring needs %d bytes, region has %d", ErrBadGeometry, n, len(mem))
 	}
 	g, _ := makeGeometry(uint64(slots), uint64(slotSize))
-	clear(mem[:n])
+	// Clear the header and each slot's sequence word and length, not the
+	// payloads: a fresh memfd is zero already, and writing every byte
+	// would make the kernel allocate the whole ring up front (64 slots of
+	// 1 MiB is 64 MiB) instead of the pages messages actually use.
+	clear(mem[:HeaderSize])
+	for i := uint64(0); i < g.slots; i++ {
+		off := g.slotOff(i)
+		clear(mem[off : off+SlotOffPayload])
+	}
 	le := binary.LittleEndian
 	le.PutUint32(mem[OffVersion:], Version)
 	le.PutUint32(mem[OffSlots:], uint32(g.slots))

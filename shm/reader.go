@@ -131,7 +131,7 @@ func (r *Reader) Cursor() *Cursor { return r.cur }
 func (r *Reader) Seek(seq uint64) {
 	r.Release()
 	r.next = seq
-	r.syncPos()
+	r.syncPosNow()
 }
 
 // curPos is the position to publish: the held view's sequence, or the next.
@@ -147,6 +147,14 @@ func (r *Reader) curPos() uint64 {
 // stores the flag before it loads the position (both sequentially
 // consistent), so either the writer sees the new position or the reader
 // sees the flag and wakes it: a blocked writer never misses an advance.
+//
+// While the reader moves forward through a busy ring it publishes only every
+// slots/8 messages (see posEvery), unless a writer waits: each store would
+// otherwise move the cursor's cache line to the reader and back to the
+// writer on every message. A stale position is a smaller one, so a writer
+// only ever waits too early, never overwrites what the reader still needs;
+// the reader publishes exactly whenever it runs out of messages
+// (syncPosNow), so an idle reader always reads as caught up.
 func (r *Reader) syncPos() {
 	c := r.cur
 	if c == nil {
@@ -156,6 +164,24 @@ func (r *Reader) syncPos() {
 	if p == r.lastPos {
 		return
 	}
+	if p > r.lastPos && p-r.lastPos < r.posEvery() && u32(r.mem, OffWriterWaiting).Load() == 0 {
+		return
+	}
+	r.storePos(c, p)
+}
+
+// syncPosNow publishes the reader's position at once.
+func (r *Reader) syncPosNow() {
+	if c := r.cur; c != nil && r.curPos() != r.lastPos {
+		r.storePos(c, r.curPos())
+	}
+}
+
+// posEvery is how many messages a reader moving forward may go between
+// publishing its position.
+func (r *Reader) posEvery() uint64 { return max(1, r.g.slots/8) }
+
+func (r *Reader) storePos(c *Cursor, p uint64) {
 	r.lastPos = p
 	c.position().Store(p)
 	r.wakeWriter(c)
@@ -180,7 +206,7 @@ func (r *Reader) Rewind() {
 	if w > r.g.slots {
 		r.next = w - r.g.slots
 	}
-	r.syncPos()
+	r.syncPosNow()
 }
 
 // Stats returns the reader's counters.
@@ -237,7 +263,11 @@ func (r *Reader) intact() bool {
 // closed the ring and every message was read.
 func (r *Reader) TryNext() (Msg, error) {
 	m, err := r.tryNext()
-	r.syncPos()
+	if err != nil {
+		r.syncPosNow() // caught up (or stuck): say exactly where
+	} else {
+		r.syncPos()
+	}
 	return m, err
 }
 

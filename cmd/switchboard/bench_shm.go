@@ -389,7 +389,7 @@ func (p *shmPeerProc) stop() error {
 func shmPeer(url string) error {
 	ctx := context.Background()
 	fail := make(chan error, 1)
-	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench shm peer", NoReconnect: true, ShmBlock: true,
+	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench shm peer", NoReconnect: true,
 		PendingMsgsLimit: 1 << 22, PendingBytesLimit: 1 << 30,
 		ErrorHandler: func(_ *switchboard.Conn, _ *switchboard.Subscription, err error) {
 			select {

@@ -13,8 +13,8 @@ import (
 func TestUIDShmRingRefused(t *testing.T) {
 	h := startUIDHub(t, "0666")
 	p := h.rawConnect(t, uidPublic)
-	got := p.roundTrip("SUB public.ctl 1\r\nPUB $SB.SHM.HELLO public.ctl 0\r\n\r\n")
-	if len(got) != 2 || !strings.Contains(got[1], `"op":"hello"`) {
+	got := p.roundTrip("PUB $SB.SHM.HELLO 11\r\n{\"sid\":\"9\"}\r\n")
+	if len(got) != 2 || got[0] != "MSG $SB.SHM.CTL 9 14" || !strings.Contains(got[1], `"op":"hello"`) {
 		t.Fatalf("HELLO answered %q", got)
 	}
 	got = p.roundTrip(`PUB $SB.SHM.PUB 23` + "\r\n" + `{"subject":"secrets.a"}` + "\r\n")

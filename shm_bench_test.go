@@ -1,0 +1,104 @@
+package switchboard_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+
+	"switchboard"
+)
+
+// BenchmarkShmRoundTrip16B: 16 B ping-pong between two Conns on the unix
+// socket of an in-process hub, through rings (Publish, SubscribeSync,
+// NextMsg); the echo runs on its own goroutine.
+func BenchmarkShmRoundTrip16B(b *testing.B) {
+	benchRoundTrip(b, nil)
+}
+
+// BenchmarkSocketRoundTrip16B is the same over the socket.
+func BenchmarkSocketRoundTrip16B(b *testing.B) {
+	benchRoundTrip(b, &switchboard.Options{NoSharedMemory: true})
+}
+
+func benchRoundTrip(b *testing.B, o *switchboard.Options) {
+	sh := startShmHubB(b)
+	a, e := connB(b, sh.unix, o), connB(b, sh.unix, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ping, _ := e.SubscribeSync("bench.ping")
+	pong, _ := a.SubscribeSync("bench.pong")
+	e.Flush(ctx)
+	a.Flush(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := ping.NextMsg(ctx)
+			if err != nil {
+				return
+			}
+			e.Publish("bench.pong", m.Data)
+		}
+	}()
+	buf := make([]byte, 16)
+	for range 2000 { // warm up: the rings are handed out
+		a.Publish("bench.ping", buf)
+		if _, err := pong.NextMsg(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		a.Publish("bench.ping", buf)
+		if _, err := pong.NextMsg(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+}
+
+// BenchmarkShmStream16B: one-way 16 B stream into a callback
+// subscription, through a ring (blocking subscriber: nothing is lost).
+func BenchmarkShmStream16B(b *testing.B) {
+	benchStream(b, &switchboard.Options{})
+}
+
+// BenchmarkSocketStream16B is the same over the socket.
+func BenchmarkSocketStream16B(b *testing.B) {
+	benchStream(b, &switchboard.Options{NoSharedMemory: true})
+}
+
+func benchStream(b *testing.B, o *switchboard.Options) {
+	sh := startShmHubB(b)
+	o.PendingMsgsLimit, o.PendingBytesLimit = 1<<24, 1<<30
+	p, s := connB(b, sh.unix, &switchboard.Options{NoSharedMemory: o.NoSharedMemory}), connB(b, sh.unix, o)
+	ctx := context.Background()
+	got := make(chan struct{})
+	n, want := 0, 0
+	sub, _ := s.Subscribe("bench.stream", func(*switchboard.Msg) {
+		n++
+		if n == want {
+			close(got)
+		}
+	})
+	s.Flush(ctx)
+	p.Publish("bench.stream", []byte("warm"))
+	p.Flush(ctx)
+	for switchboard.ShmWriting(p) == 0 && !o.NoSharedMemory {
+		runtime.Gosched()
+	}
+	want = b.N + 1
+	buf := make([]byte, 16)
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Publish("bench.stream", buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p.Flush(ctx)
+	<-got
+	b.StopTimer()
+	sub.Unsubscribe()
+}
