@@ -29,7 +29,9 @@ func startShmHub(t *testing.T, maxPayload int) *shmHub { return startShmHubTB(t,
 
 func startShmHubB(b *testing.B) *shmHub { return startShmHubTB(b, 1<<20) }
 
-func connB(b *testing.B, url string, o *switchboard.Options) *switchboard.Conn { return shmConnectTB(b, url, o) }
+func connB(b *testing.B, url string, o *switchboard.Options) *switchboard.Conn {
+	return shmConnectTB(b, url, o)
+}
 
 func startShmHubTB(t testing.TB, maxPayload int) *shmHub {
 	t.Helper()
