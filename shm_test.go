@@ -3,6 +3,7 @@ package switchboard_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"switchboard/auth"
 	"switchboard/hub"
 	"switchboard/internal/proctest"
+	"switchboard/internal/protocol"
 )
 
 // Shared-memory tests: a hub in this process on a unix socket and TCP;
@@ -248,4 +250,80 @@ func TestShmLargeLoanSend(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestShmLateSubscriberInOrder: a subscriber that joins while the
+// publisher streams into a ring gets the forwarder's messages over the
+// socket until it is attached, then the ring: in order, none twice, none
+// lost.
+func TestShmLateSubscriberInOrder(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	first := shmConnect(t, sh.unix, nil)
+	pub := shmConnect(t, sh.unix, nil)
+	fs, err := first.SubscribeSync("ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Flush(context.Background())
+	stop := make(chan struct{})
+	published := make(chan uint64, 1)
+	go func() {
+		buf := make([]byte, 8)
+		var i uint64
+		defer func() { published <- i }()
+		for ; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			binary.LittleEndian.PutUint64(buf, i)
+			if err := pub.Publish("ticks", buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // keep the first subscriber reading: it blocks the publisher
+		for {
+			if _, err := fs.NextMsg(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "a ring", func() bool { return switchboard.ShmOut(pub) > 1000 })
+	late := shmConnect(t, sh.unix, nil)
+	ls, err := late.SubscribeSync("ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := ls.NextMsg(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := binary.LittleEndian.Uint64(m.Data)
+	for range 20000 {
+		m, err := ls.NextMsg(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := binary.LittleEndian.Uint64(m.Data)
+		if got != prev+1 {
+			t.Fatalf("late subscriber: %d after %d (dropped %d)", got, prev, ls.Dropped())
+		}
+		prev = got
+	}
+	r, err := late.Request(ctx, "$SB.SHM.LIST", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []protocol.ShmChannel
+	if err := json.Unmarshal(r.Data, &chans); err != nil || len(chans) != 1 || len(chans[0].Readers) != 2 {
+		t.Fatalf("the late subscriber is not reading the ring: %v %s", err, r.Data)
+	}
+	// It stops reading: unsubscribed, it no longer holds the publisher back.
+	ls.Unsubscribe()
+	close(stop)
+	t.Logf("late subscriber read from %d to %d in order; %d published", prev-20000, prev, <-published)
 }

@@ -173,7 +173,15 @@ func (c *Conn) shmReader(m *protocol.ShmControl, fds []int) error {
 		closeFds(fds) // the ring is gone already
 		return nil
 	}
-	return p.addReader(m.Reader, fds[0], m.Block)
+	if err := p.addReader(m.Reader, fds[0], m.Block); err != nil {
+		return err
+	}
+	// The hub attaches the reader only now: from here on every loan
+	// checks its cursor.
+	c.mu.Lock()
+	c.shmSendLocked("TRACKING", "", map[string]uint64{"ring": m.Ring, "reader": m.Reader})
+	c.mu.Unlock()
+	return nil
 }
 
 func (c *Conn) shmUnreader(m *protocol.ShmControl) {

@@ -86,10 +86,11 @@ type client struct {
 	shmSeen    map[string]struct{} // patterns it was offered a ring for (or refused)
 	// A forwarder's stand-in (shmfwd.go): origin is the publisher (c
 	// itself otherwise); fwd the ring whose messages it routes.
-	origin  *client
-	fwd     *ring
-	fwdPeer *shmPeer
-	fwdSeq  uint64
+	origin    *client
+	fwd       *ring
+	fwdPeer   *shmPeer
+	fwdSeq    uint64
+	fwdOffers []*subscription // offers to make once the message is routed
 
 	mu        sync.Mutex // leaf lock: guards everything below
 	headers   bool       // the peer understands HMSG (set at CONNECT)

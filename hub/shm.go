@@ -53,7 +53,8 @@ const (
 type shmRequest struct {
 	Sid      string `json:"sid,omitempty"`       // SUB: the subscription
 	Block    bool   `json:"block,omitempty"`     // SUB: block the publisher rather than drop
-	Ring     uint64 `json:"ring,omitempty"`      // SEALED
+	Ring     uint64 `json:"ring,omitempty"`      // SEALED, TRACKING
+	Reader   uint64 `json:"reader,omitempty"`    // TRACKING
 	Subject  string `json:"subject,omitempty"`   // PUB
 	Slots    int    `json:"slots,omitempty"`     // PUB
 	SlotSize int    `json:"slot_size,omitempty"` // PUB
@@ -103,10 +104,18 @@ type ring struct {
 	explicit  bool
 	created   time.Time
 	readers   map[*subscription]*ringReader
-	interest  map[*subscription]struct{} // subscribers the forwarder serves
+	pending   map[*subscription]*ringReader // given to the publisher, not attached yet (trackLocked)
+	interest  map[*subscription]struct{}    // subscribers the forwarder serves
 	fwdStop   context.CancelFunc
 	fwdDone   chan struct{}
 	forwarded bool // a forwarder ran: a new one starts at the current end
+	// fwdMu is held by the forwarder while it routes one message, and by
+	// attachLocked while it picks where a new reader starts; fwdOn and
+	// fwdNext (the next sequence it forwards) are guarded by it. Lock
+	// order: broker.mu, then fwdMu (by ring id), then client.mu.
+	fwdMu   sync.Mutex
+	fwdOn   bool
+	fwdNext uint64
 }
 
 type ringReader struct {
@@ -154,6 +163,8 @@ func (c *client) shmRequest(verb string, reply, body []byte) {
 		b.markSub(c, req.Sid, req.Block)
 	case "SEALED":
 		b.sealed(c, req.Ring)
+	case "TRACKING":
+		b.tracking(c, req.Ring, req.Reader)
 	case "PUB":
 		b.explicitRing(c, req)
 	case "LIST":
@@ -293,7 +304,49 @@ func (b *broker) markSub(c *client, sid string, block bool) {
 	}
 	for _, r := range b.rings {
 		if r.ready && r.pattern == s.subject && (r.pub != c || c.echo) {
-			b.attachLocked(r, s, r.region.Stats().WriteSeq, true)
+			b.trackLocked(r, s)
+		}
+	}
+}
+
+// trackLocked starts attaching s to r, a ring in use: the publisher is
+// given s's cursor first ("reader"), still saying NoPosition, and says
+// TRACKING once it checks it before every loan; only then is s attached
+// (see tracking), while the forwarder goes on serving it meanwhile. So
+// the publisher cannot overwrite what s starts with before it knows of s.
+func (b *broker) trackLocked(r *ring, s *subscription) {
+	rp := b.peers[r.pub]
+	if rp == nil || r.readers[s] != nil || r.pending[s] != nil {
+		return
+	}
+	b.id++
+	cur, err := shm.CreateCursor(fmt.Sprintf("sb-cur-%d-%d", r.id, b.id))
+	if err != nil {
+		s.c.log.Warn("shm: cannot create a cursor", "err", err)
+		return
+	}
+	rr := &ringReader{id: b.id, cur: cur, block: s.block}
+	if r.pending == nil {
+		r.pending = make(map[*subscription]*ringReader)
+	}
+	r.pending[s] = rr
+	r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{cur.Fd()})
+}
+
+// tracking: the publisher of ring id tracks reader rid; attach its
+// subscription.
+func (b *broker) tracking(c *client, id, rid uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rings[id]
+	if r == nil || r.pub != c {
+		return
+	}
+	for s, rr := range r.pending {
+		if rr.id == rid {
+			delete(r.pending, s)
+			b.attachLocked(r, s, rr, 0, true)
+			return
 		}
 	}
 }
@@ -434,7 +487,7 @@ func (b *broker) sealed(c *client, id uint64) {
 	var fds []int
 	for s := range b.subs[r.pattern] {
 		if eligible(s) && (s.c != c || c.echo) {
-			if rr := b.attachLocked(r, s, 0, false); rr != nil {
+			if rr := b.attachLocked(r, s, nil, 0, false); rr != nil {
 				ready.Readers = append(ready.Readers, protocol.ShmReaderRef{ID: rr.id, Block: rr.block})
 				fds = append(fds, rr.cur.Fd())
 			}
@@ -452,10 +505,11 @@ func (b *broker) sealed(c *client, id uint64) {
 	}
 }
 
-// attachLocked makes s a reader of r from sequence start on, and returns
-// it. With tell set the publisher is told at once ("reader"); otherwise
-// the caller tells it.
-func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool) *ringReader {
+// attachLocked makes s a reader of r, with the cursor of rr (nil: a new
+// one), and returns it. A late reader (late set: r is in use, and its
+// publisher tracks rr already) starts where the forwarder or the ring has
+// got to; otherwise it starts at start and the caller tells the publisher.
+func (b *broker) attachLocked(r *ring, s *subscription, rr *ringReader, start uint64, late bool) *ringReader {
 	if r.readers[s] != nil {
 		return nil
 	}
@@ -463,20 +517,16 @@ func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool)
 	if p == nil || rp == nil {
 		return nil
 	}
-	b.id++
-	cur, err := shm.CreateCursor(fmt.Sprintf("sb-cur-%d-%d", r.id, b.id))
-	if err != nil {
-		s.c.log.Warn("shm: cannot create a cursor", "err", err)
-		return nil
+	if rr == nil {
+		b.id++
+		cur, err := shm.CreateCursor(fmt.Sprintf("sb-cur-%d-%d", r.id, b.id))
+		if err != nil {
+			s.c.log.Warn("shm: cannot create a cursor", "err", err)
+			return nil
+		}
+		rr = &ringReader{id: b.id, cur: cur, block: s.block}
 	}
-	// Until the subscriber maps the cursor and takes over, it holds the
-	// reader's place at start: a blocking reader is waited for from its
-	// first message on. (A throwaway reader writes the position.)
-	if tmp, err := r.region.NewReader(); err == nil {
-		tmp.Seek(start)
-		tmp.AttachCursor(cur)
-	}
-	rr := &ringReader{id: b.id, cur: cur, block: s.block}
+	cur := rr.cur
 	// Forwarders skip s from here on, on every ring of this publisher:
 	// the publisher writes each message into every ring that matches.
 	skip := map[*subscription]map[uint64]uint64{}
@@ -485,20 +535,42 @@ func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool)
 			skip[k] = v
 		}
 	}
-	from := make(map[uint64]uint64, len(rp.rings))
+	// Where s starts on each of the publisher's rings: where the ring's
+	// forwarder has got to, if one runs (everything before it was
+	// forwarded to s over the socket, ahead of the attach below, and
+	// nothing after will be), else the ring's end. Held until the attach
+	// is queued.
+	rings := make([]*ring, 0, len(rp.rings))
 	for _, o := range rp.rings {
+		rings = append(rings, o)
+	}
+	slices.SortFunc(rings, func(a, b *ring) int { return cmp.Compare(a.id, b.id) })
+	from := make(map[uint64]uint64, len(rings))
+	for _, o := range rings {
+		o.fwdMu.Lock()
+		defer o.fwdMu.Unlock()
 		from[o.id] = o.region.Stats().WriteSeq
+		if o.fwdOn {
+			from[o.id] = o.fwdNext
+		}
+	}
+	if late {
+		start = from[r.id]
 	}
 	from[r.id] = start
+	// Until the subscriber maps the cursor and takes over, it holds the
+	// reader's place at start: a blocking reader is waited for from its
+	// first message on. (A throwaway reader writes the position.)
+	if tmp, err := r.region.NewReader(); err == nil {
+		tmp.Seek(start)
+		tmp.AttachCursor(cur)
+	}
 	skip[s] = from
 	rp.skip.Store(&skip)
 	r.readers[s] = rr
 	if !s.c.sendCtl(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
 		b.detachLocked(r, s)
 		return nil
-	}
-	if tell {
-		r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{cur.Fd()})
 	}
 	for _, o := range rp.rings {
 		b.loseInterestLocked(o, s)
@@ -509,6 +581,10 @@ func (b *broker) attachLocked(r *ring, s *subscription, start uint64, tell bool)
 // detachLocked ends s's reading of r.
 func (b *broker) detachLocked(r *ring, s *subscription) {
 	rr := r.readers[s]
+	if rr == nil {
+		rr = r.pending[s]
+		delete(r.pending, s)
+	}
 	if rr == nil {
 		return
 	}
@@ -545,6 +621,9 @@ func (b *broker) dropRingLocked(r *ring) {
 		b.updateReadyLocked(r.pub)
 	}
 	for s := range r.readers {
+		b.detachLocked(r, s)
+	}
+	for s := range r.pending {
 		b.detachLocked(r, s)
 	}
 	b.stopForwarderLocked(r)

@@ -52,6 +52,14 @@ func (b *broker) stopForwarderLocked(r *ring) {
 // forward reads r from its current end and routes each message to the
 // subscribers that do not read r.
 func (b *broker) forward(ctx context.Context, r *ring, from uint64) {
+	r.fwdMu.Lock()
+	r.fwdOn, r.fwdNext = true, from
+	r.fwdMu.Unlock()
+	defer func() {
+		r.fwdMu.Lock()
+		r.fwdOn = false
+		r.fwdMu.Unlock()
+	}()
 	rd := r.rd
 	if rd.Cursor() == nil || rd.Pos() != from {
 		rd.Seek(from)
@@ -87,10 +95,19 @@ func (b *broker) forward(ctx context.Context, r *ring, from uint64) {
 		if f.Reply != "" {
 			reply = []byte(f.Reply)
 		}
+		// Under fwdMu, so that a subscription attached meanwhile starts
+		// exactly after the last message forwarded to it (attachLocked).
+		r.fwdMu.Lock()
 		fc.fwdSeq = m.Seq
 		b.h.stats.inMsgs.Add(1)
 		fc.route([]byte(f.Subject), reply, f.HdrLen, body)
 		fc.flushTouched()
+		r.fwdNext = m.Seq + 1
+		r.fwdMu.Unlock()
+		for _, s := range fc.fwdOffers {
+			b.offer(r.pub, s) // takes b.mu: never under fwdMu
+		}
+		fc.fwdOffers = fc.fwdOffers[:0]
 	}
 }
 
@@ -149,6 +166,10 @@ func (c *client) shmOffer(s *subscription) {
 		c.shmSeen = make(map[string]struct{})
 	}
 	c.shmSeen[s.subject] = struct{}{}
+	if c.fwd != nil {
+		c.fwdOffers = append(c.fwdOffers, s) // the forwarder holds fwdMu
+		return
+	}
 	c.h.shm.offer(c.origin, s)
 }
 

@@ -17,10 +17,15 @@
 // frames) behind, as it would for a full socket. Start the renderer with
 // -drop to let the editor overwrite what it has not read instead
 // (Options.ShmDrop): it then loses the oldest frames and is told how many
-// (the "dropped" count). Start the editor with
-// -no-shm to send the frames over the socket instead, for comparison; the
-// hub must then accept 4 MiB messages, which is why it is started with a
-// larger --max-payload (the default is 1 MiB).
+// (the "dropped" count).
+//
+// Start the editor with -no-shm to send the frames over the socket
+// instead, for comparison. The hub must then accept 4 MiB messages, which
+// is why it is started with a larger --max-payload (the default is 1 MiB).
+// Over the socket the hub does not hold the editor back for the renderer: a
+// renderer that falls more than the hub's --max-pending (64 MiB, 16 frames)
+// behind is cut off as a slow consumer, says so, and misses the frames sent
+// until it has reconnected.
 //
 //	switchboard serve --max-payload 8MiB &
 //	go run ./examples/frames/renderer -frames 120 &

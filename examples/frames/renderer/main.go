@@ -51,6 +51,9 @@ func (t *tally) add(data []byte) {
 		t.first = num
 	case num <= t.last:
 		t.outOfOrder++
+		if t.outOfOrder <= 5 {
+			log.Printf("frame %d after frame %d", num, t.last)
+		}
 		return
 	case num > t.last+1:
 		t.missing += int(num - t.last - 1)
@@ -68,10 +71,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// On a unix socket the subscription reads the editor's ring directly;
+	// On a unix socket the subscription reads the editor's ring directly.
 	// By default the editor waits for it when it falls a whole ring behind;
 	// ShmDrop lets the editor overwrite frames it has not read instead.
-	nc, err := switchboard.Connect(ctx, *server, &switchboard.Options{Name: "renderer", ShmDrop: *drop})
+	nc, err := switchboard.Connect(ctx, *server, &switchboard.Options{
+		Name:    "renderer",
+		ShmDrop: *drop,
+		DisconnectHandler: func(_ *switchboard.Conn, err error) {
+			log.Printf("lost the hub (%v): frames sent until the connection is back are lost", err)
+		},
+		ReconnectHandler: func(*switchboard.Conn) { log.Print("back with the hub") },
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
