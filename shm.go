@@ -14,13 +14,13 @@ import (
 )
 
 // Shared memory, the client side (see docs/shm.md). On a unix socket to a
-// hub whose INFO offers it, the Conn subscribes a control inbox and says
-// $SB.SHM.HELLO; every subscription outside a queue group is marked as a
-// shared-memory one ($SB.SHM.SUB). The hub then hands out rings as memfds
-// (SCM_RIGHTS) with control messages on the inbox: "ring" to write a
-// pattern's messages into (shmpub.go), "attach" to read one for a
-// subscription (shmsub.go), "reader"/"unreader" for the cursors of a
-// ring's readers. Everything else stays on the socket, and a lost
+// hub whose INFO offers it, the Conn reserves a sid (no SUB) and says
+// $SB.SHM.HELLO with it; every subscription outside a queue group is
+// marked as a shared-memory one ($SB.SHM.SUB). The hub then hands out
+// rings as memfds (SCM_RIGHTS) with control messages to that sid: "ring"
+// to write a pattern's messages into and "ready" to start (shmpub.go),
+// "attach" to read one for a subscription (shmsub.go), "reader" and
+// "unreader" for the cursors of a ring's readers. Everything else stays on the socket, and a lost
 // connection drops every ring: the next connection starts over.
 
 // fdOOBSize is the ancillary buffer of a read: room for 8 descriptors,
@@ -35,7 +35,7 @@ type shmState struct {
 	mu      sync.Mutex
 	on      bool                // the hub said hello on this connection
 	hello   chan struct{}       // closed when on is set, replaced when the connection is lost
-	ctl     *Subscription       // the control inbox
+	ctl     *Subscription       // the control sid (kindCtl, never subscribed)
 	pubs    map[uint64]*shmPub  // rings to write, by id
 	waiters map[string]chan any // explicit ring requests by subject: *shmPub or error
 	list    atomic.Pointer[[]*shmPub]
@@ -80,7 +80,7 @@ func (c *Conn) popFds(n int) ([]int, error) {
 	return fds, nil
 }
 
-// shmStart subscribes the control inbox and says HELLO, if the hub offers
+// shmStart reserves the control sid and says HELLO, if the hub offers
 // shared memory on this connection. Called once connected (and again
 // after each reconnect, with c.mu held by nobody).
 func (c *Conn) shmStart(info *protocol.Info) {

@@ -185,9 +185,9 @@ func (s *Subscription) pollRings() bool {
 	return found
 }
 
-// watchRings starts a goroutine per ring that waits (spin, then futex) for
-// its next message and queues it, for a NextMsg about to sleep; stop ends
-// them.
+// watchRings starts a goroutine per ring that waits (spin, then futex)
+// until it has a message, and wakes the subscription, for a NextMsg or
+// NextView about to sleep; stop ends them.
 func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 	s.mu.Lock()
 	rings := s.rings
@@ -201,16 +201,12 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 			defer unhook()
 			defer wg.Done()
 			r.mu.Lock()
-			defer r.mu.Unlock()
-			if r.gone {
-				return
+			var err error
+			if !r.gone {
+				err = r.rd.Wait(wctx) // reads nothing: NextMsg/NextView do
 			}
-			m, err := r.rd.Next(wctx)
-			switch {
-			case err == nil:
-				s.conn.ringDeliver(s, r, m)
-			case errors.Is(err, shm.ErrClosed):
-				s.conn.dropRingLocked(s, r)
+			r.mu.Unlock()
+			if err == nil {
 				s.wake()
 			}
 		})

@@ -433,13 +433,17 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 const ringSpin = 50 * time.Microsecond
 
 // waitRings waits until something may be queued for a SubscribeSync
-// subscription that reads rings: it polls them (and the socket's kick)
-// for up to ringSpin, yielding every 64 polls, then sleeps with a
-// watcher goroutine on each ring.
-func (s *Subscription) waitRings(ctx context.Context) {
+// subscription that reads rings (see waitFor).
+func (s *Subscription) waitRings(ctx context.Context) { s.waitFor(ctx, s.pollRings) }
+
+// waitFor polls (poll, and the socket's kick) for up to ringSpin, yielding
+// every 64 polls, until poll reports it found something; then it sleeps
+// with a watcher goroutine on each ring until one has a message or the
+// socket reader queued one.
+func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	deadline := time.Now().Add(ringSpin)
 	for i := 1; ; i++ {
-		if s.pollRings() {
+		if poll() {
 			return
 		}
 		select {

@@ -20,16 +20,18 @@ import (
 // The shared-memory broker (see docs/shm.md, "The hub's broker").
 //
 // A client on the unix socket turns shared memory on with a $SB.SHM.HELLO
-// request whose reply subject is its control inbox; the hub sends every
-// control message there, with ring and cursor memfds attached by
+// request naming a sid it reserved; the hub sends every control message to
+// that sid (MSG $SB.SHM.CTL), with ring and cursor memfds attached by
 // SCM_RIGHTS. A subscription marked with $SB.SHM.SUB is an shm
 // subscription. When a publisher that said HELLO publishes, over the
 // socket, a message delivered to an shm subscription, the hub offers it a
 // ring for that subscription's pattern (op "ring"); the publisher maps it
-// writable, seals it and says $SB.SHM.SEALED. From then on it writes every
-// message matching the pattern into the ring, and every shm subscription
-// with that pattern reads it (op "attach"), each with its own cursor block
-// that the publisher maps read-only (op "reader"). Subscribers that are not
+// writable, seals it and says $SB.SHM.SEALED; the hub attaches the
+// pattern's shm subscriptions (op "attach"), each with its own cursor block,
+// and hands the publisher their cursors (op "ready"), which it maps
+// read-only. From then on it writes every message matching the pattern
+// into the ring. Later subscriptions join through "reader" and TRACKING
+// (trackLocked). Subscribers that are not
 // attached readers (socket, TCP, other patterns) get the ring's messages
 // from a forwarder goroutine in the hub, which runs only while such
 // subscribers exist.
@@ -382,7 +384,7 @@ func (b *broker) offer(c *client, s *subscription) {
 func (b *broker) explicitRing(c *client, req shmRequest) {
 	p := b.peerOf(c)
 	if p == nil {
-		return // no control inbox to answer on
+		return // no control sid to answer to
 	}
 	if msg := b.tryExplicit(c, p, req); msg != "" {
 		c.log.Info("shm: ring refused", "subject", req.Subject, "err", msg)
@@ -494,6 +496,9 @@ func (b *broker) sealed(c *client, id uint64) {
 		}
 	}
 	b.scanInterestLocked(r)
+	// From here on a forwarder starts at the ring's end: sequence 0 was
+	// only right while nothing had been written.
+	r.forwarded = true
 	if r.fwdStop == nil {
 		r.rd.AttachCursor(nil) // no forwarder: do not hold the publisher back
 	}

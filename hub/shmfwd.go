@@ -22,8 +22,7 @@ func (b *broker) startForwarderLocked(r *ring) {
 	}
 	from := r.region.Stats().WriteSeq
 	if !r.forwarded {
-		from = 0 // the ring is new: rd holds sequence 0
-		r.forwarded = true
+		from = 0 // the ring just became ready (sealed): rd holds sequence 0
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	prev := r.fwdDone

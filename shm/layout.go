@@ -220,12 +220,12 @@ func (g *geometry) slotOff(seq uint64) int {
 }
 
 func u64(mem []byte, off int) *atomic.Uint64 {
-	_ = mem[off+7]
+	_ = mem[off : off+8] // bounds check without a (racy) plain read
 	return (*atomic.Uint64)(unsafe.Pointer(&mem[off]))
 }
 
 func u32(mem []byte, off int) *atomic.Uint32 {
-	_ = mem[off+3]
+	_ = mem[off : off+4] // bounds check without a (racy) plain read
 	return (*atomic.Uint32)(unsafe.Pointer(&mem[off]))
 }
 
@@ -256,6 +256,6 @@ func ReadStats(mem []byte) (Stats, error) {
 
 // addr32 returns the address of the uint32 at off for the futex syscall.
 func addr32(mem []byte, off int) *uint32 {
-	_ = mem[off+3]
+	_ = mem[off : off+4] // bounds check without a (racy) plain read
 	return (*uint32)(unsafe.Pointer(&mem[off]))
 }

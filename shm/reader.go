@@ -421,6 +421,66 @@ func (r *Reader) Next(ctx context.Context) (Msg, error) {
 	}
 }
 
+// Wait waits, like Next, until the reader has something to return (a
+// message past its position, or the ring closed) or ctx ends, without
+// reading anything: a caller that reads with TryNext elsewhere (or later)
+// uses it to sleep. It does not release a held view.
+func (r *Reader) Wait(ctx context.Context) error {
+	spun, slept, flagged := 0, false, false
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+		if flagged {
+			r.cur.sleeping().Store(0)
+		}
+	}()
+	ws, closed := u64(r.mem, OffWriteSeq), u32(r.mem, OffClosed)
+	for {
+		if ws.Load() > r.next || closed.Load() != 0 {
+			if spun > 0 && !slept {
+				r.adapt(true)
+			}
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if spun == 0 {
+			spun = 1
+			r.syncPosNow() // about to idle: say exactly where
+			if r.spinWait() {
+				continue
+			}
+		}
+		if r.cur != nil {
+			r.cur.sleeping().Store(1) // see Next for the ordering argument
+			flagged = true
+		}
+		f := u32(r.mem, OffFutex).Load()
+		if ws.Load() > r.next || closed.Load() != 0 {
+			continue
+		}
+		if !slept {
+			slept = true
+			r.adapt(false)
+			if ctx.Done() != nil {
+				stop = context.AfterFunc(ctx, func() { futexWake(r.futex) })
+			}
+		}
+		d := maxSleep
+		if dl, ok := ctx.Deadline(); ok {
+			if until := time.Until(dl); until < d {
+				d = until
+			}
+		}
+		if d > 0 {
+			futexWait(r.futex, f, d)
+		}
+	}
+}
+
 // spinWait polls the write sequence for up to r.spin and reports whether
 // something changed (a message, or the ring closing).
 func (r *Reader) spinWait() bool {

@@ -192,3 +192,28 @@ func TestFutexWakeReadOnly(t *testing.T) {
 		t.Fatalf("waiter woke after %v: the wake-up was lost", d)
 	}
 }
+
+// TestWaitDoesNotConsume: Wait returns when a message is there, and the
+// message is still there for TryNext.
+func TestWaitDoesNotConsume(t *testing.T) {
+	mem := newRing(t, 8, 64)
+	w, _ := NewWriter(mem)
+	r, _ := NewReader(mem)
+	done := make(chan error, 1)
+	go func() { done <- r.Wait(context.Background()) }()
+	if err := w.Publish([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.TryNext()
+	if err != nil || string(m.Data) != "x" {
+		t.Fatalf("TryNext after Wait: %q %v", m.Data, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Wait(ctx); err != context.Canceled {
+		t.Fatalf("Wait on an empty ring with a cancelled ctx: %v", err)
+	}
+}

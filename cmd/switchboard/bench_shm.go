@@ -24,10 +24,12 @@ const benchShmLong = `Measure the shared-memory fast path between two processes 
 this command starts, and print:
 
   rtt_p50_ns, rtt_p99_ns   16 B ping-pong through the client API (Publish,
-                           SubscribeSync/NextMsg), after the hub handed out rings
+                           SubscribeSync/NextView), after the hub handed out rings
+  copy_rtt_p50_ns          the same with NextMsg, which copies each message
   msgs_per_s               16 B one-way stream through the client API
   socket_msgs_per_s        the same stream with shared memory off (unix socket)
-  large_rtt_p50_ns         4 MiB ping-pong with Publisher.Loan/Send rings
+  large_rtt_p50_ns         4 MiB ping-pong, zero-copy both ways: Publisher.Loan/Send
+                           and NextView (each side reads and writes 8 bytes of it)
   baseline_rtt_p50_ns      a raw two-process spin ping-pong on one shared page
                            (no hub, no client), measured in the same run
 
@@ -45,6 +47,8 @@ type shmBenchResult struct {
 	RTTP50NS         int64   `json:"rtt_p50_ns"`
 	RTTP99NS         int64   `json:"rtt_p99_ns"`
 	RoundTrips       int     `json:"round_trips"`
+	CopyRTTP50NS     int64   `json:"copy_rtt_p50_ns"`
+	CopyRTTP99NS     int64   `json:"copy_rtt_p99_ns"`
 	MsgsPerS         float64 `json:"msgs_per_s"`
 	SocketMsgsPerS   float64 `json:"socket_msgs_per_s"`
 	StreamMsgs       int     `json:"stream_msgs"`
@@ -133,7 +137,10 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	defer nc.Close()
 
 	fmt.Fprintln(stderr, "16 B ping-pong")
-	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips); err != nil {
+	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, true); err != nil {
+		return err
+	}
+	if res.CopyRTTP50NS, res.CopyRTTP99NS, _, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, false); err != nil {
 		return err
 	}
 	fmt.Fprintln(stderr, "16 B stream")
@@ -166,7 +173,8 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
-	fmt.Fprintf(out, "16 B round trip (client API): p50 %v  p99 %v  (%d round trips)\n", time.Duration(res.RTTP50NS), time.Duration(res.RTTP99NS), res.RoundTrips)
+	fmt.Fprintf(out, "16 B round trip (client API, NextView): p50 %v  p99 %v  (%d round trips)\n", time.Duration(res.RTTP50NS), time.Duration(res.RTTP99NS), res.RoundTrips)
+	fmt.Fprintf(out, "16 B round trip (NextMsg, a copy):     p50 %v  p99 %v\n", time.Duration(res.CopyRTTP50NS), time.Duration(res.CopyRTTP99NS))
 	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
 	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
 	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
@@ -180,8 +188,9 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// shmPingPong measures 16 B round trips through the peer's echo.
-func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int) (p50, p99 int64, done int, err error) {
+// shmPingPong measures 16 B round trips through the peer's echo, reading
+// the echo with NextView (view) or NextMsg.
+func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view bool) (p50, p99 int64, done int, err error) {
 	sub, err := nc.SubscribeSync("sb.bench.pong")
 	if err != nil {
 		return 0, 0, 0, err
@@ -198,13 +207,31 @@ func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int) (p50,
 		if err := nc.Publish("sb.bench.ping", buf); err != nil {
 			return 0, 0, 0, err
 		}
-		m, err := sub.NextMsg(ctx)
-		d := time.Since(t0)
-		if err != nil {
-			return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+		var got uint64
+		var size int
+		if view {
+			v, err := sub.NextView(ctx)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+			}
+			if size = len(v.Data); size == 16 {
+				got = binary.LittleEndian.Uint64(v.Data)
+			}
+			if !v.Release() {
+				return 0, 0, 0, fmt.Errorf("round trip %d: the view was overwritten", i)
+			}
+		} else {
+			m, err := sub.NextMsg(ctx)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+			}
+			if size = len(m.Data); size == 16 {
+				got = binary.LittleEndian.Uint64(m.Data)
+			}
 		}
-		if len(m.Data) != 16 || binary.LittleEndian.Uint64(m.Data) != uint64(i) {
-			return 0, 0, 0, fmt.Errorf("round trip %d: wrong echo %x", i, m.Data)
+		d := time.Since(t0)
+		if size != 16 || got != uint64(i) {
+			return 0, 0, 0, fmt.Errorf("round trip %d: wrong echo (%d bytes, %d)", i, size, got)
 		}
 		if i >= warmup {
 			samples = append(samples, int64(d))
@@ -286,13 +313,15 @@ func shmLarge(ctx context.Context, nc *switchboard.Conn, n int) (int64, int, err
 		if err := pub.Send(size); err != nil {
 			return 0, 0, err
 		}
-		m, err := sub.NextMsg(ctx)
-		d := time.Since(t0)
+		v, err := sub.NextView(ctx)
 		if err != nil {
 			return 0, 0, fmt.Errorf("large round trip %d: %w", i, err)
 		}
-		if len(m.Data) != size || binary.LittleEndian.Uint64(m.Data) != uint64(i) {
-			return 0, 0, fmt.Errorf("large round trip %d: wrong echo (%d bytes)", i, len(m.Data))
+		n, got := len(v.Data), binary.LittleEndian.Uint64(v.Data)
+		ok := v.Release()
+		d := time.Since(t0)
+		if n != size || got != uint64(i) || !ok {
+			return 0, 0, fmt.Errorf("large round trip %d: wrong echo (%d bytes, intact %v)", i, n, ok)
 		}
 		if i >= warm {
 			samples = append(samples, int64(d))
@@ -415,11 +444,12 @@ func shmPeer(url string) error {
 	defer cancel()
 	go func() {
 		for {
-			m, err := ping.NextMsg(stop)
+			v, err := ping.NextView(stop)
 			if err != nil {
 				return
 			}
-			nc.Publish("sb.bench.pong", m.Data)
+			nc.Publish("sb.bench.pong", v.Data)
+			v.Release()
 		}
 	}()
 	for _, c := range []struct {
@@ -455,16 +485,17 @@ func shmPeer(url string) error {
 	}
 	go func() {
 		for {
-			m, err := large.NextMsg(stop)
+			v, err := large.NextView(stop)
 			if err != nil {
 				return
 			}
-			buf, err := back.Loan(len(m.Data))
+			buf, err := back.Loan(len(v.Data))
 			if err != nil {
 				return
 			}
-			copy(buf[:8], m.Data)
-			back.Send(len(m.Data))
+			copy(buf[:8], v.Data)
+			v.Release()
+			back.Send(len(buf))
 		}
 	}()
 	if err := nc.Flush(ctx); err != nil {

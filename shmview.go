@@ -1,0 +1,177 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"switchboard/internal/protocol"
+	"switchboard/internal/subject"
+	"switchboard/shm"
+)
+
+// View is a message read in place by NextView. When it came through a
+// shared-memory ring, Data is the ring's slot itself, not a copy: it is
+// valid until Release, must not be written to, and may be overwritten by a
+// publisher that does not wait for this subscription (Options.ShmDrop).
+// Release then reports false and what was read must be discarded. A View
+// of a message that came over the socket holds a copy, and its Release
+// always reports true.
+type View struct {
+	// Subject the message was published to.
+	Subject string
+	// Reply is the subject to respond to ("" when none).
+	Reply string
+	// Header is nil when the message has no header fields.
+	Header Header
+	// Data is the payload: read-only, valid until Release.
+	Data []byte
+	// Sub is the subscription that received the message.
+	Sub *Subscription
+
+	ring *subRing // held (ring.mu) until Release; nil for a copied message
+	done bool
+}
+
+// Release ends the view and reports whether Data was intact all along:
+// false means a publisher overwrote the slot while it was held, so the
+// bytes read may be torn. Act on what you read only after Release returned
+// true. Release is idempotent; until it is called, the ring the view is in
+// is read by nobody else, so call it promptly.
+func (v *View) Release() bool {
+	if v.done {
+		return true
+	}
+	v.done = true
+	r := v.ring
+	if r == nil {
+		return true
+	}
+	v.ring = nil
+	ok := r.rd.Release()
+	r.mu.Unlock()
+	if !ok {
+		v.Sub.missed(1)
+	}
+	return ok
+}
+
+// Respond publishes data to the view's reply subject over the Conn it was
+// received on (it returns ErrNoReply without one).
+func (v *View) Respond(data []byte) error {
+	if v.Reply == "" {
+		return ErrNoReply
+	}
+	return v.Sub.conn.publish(nil, v.Reply, "", nil, data, true)
+}
+
+// NextView is NextMsg without the copy: it returns the next message of a
+// SubscribeSync subscription as a View, in place in the shared-memory ring
+// it came through (see View). Messages that came over the socket are
+// returned too, as copies, in the order they arrived relative to each
+// other; messages from one publisher keep their order.
+func (s *Subscription) NextView(ctx context.Context) (*View, error) {
+	if s.kind != kindSync {
+		return nil, fmt.Errorf("next view: not a SubscribeSync subscription: %w", ErrBadSubscription)
+	}
+	for {
+		s.mu.Lock()
+		if s.slowNext {
+			s.slowNext = false
+			s.mu.Unlock()
+			return nil, ErrSlowConsumer
+		}
+		if s.head < len(s.q) && !s.closed {
+			m := s.pop()
+			s.mu.Unlock()
+			return &View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s}, nil
+		}
+		closed, finishing := s.closed, s.finishing
+		s.mu.Unlock()
+		if closed || finishing {
+			s.wake()
+			if s.conn.IsClosed() {
+				return nil, ErrClosed
+			}
+			return nil, ErrBadSubscription
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, ctxError("switchboard: next view", err)
+		}
+		if s.nrings.Load() == 0 {
+			select {
+			case <-s.kick:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		var v *View
+		s.waitFor(ctx, func() bool {
+			v = s.pollView()
+			return v != nil
+		})
+		if v != nil {
+			return v, nil
+		}
+	}
+}
+
+// pollView takes the next message of the first ring that has one, as a
+// view holding that ring, or returns nil.
+func (s *Subscription) pollView() *View {
+	s.mu.Lock()
+	rings := s.rings
+	s.mu.Unlock()
+	for _, r := range rings {
+		if !r.mu.TryLock() {
+			continue
+		}
+		if r.gone {
+			r.mu.Unlock()
+			continue
+		}
+		for {
+			m, err := r.rd.TryNext()
+			if errors.Is(err, shm.ErrCorrupt) {
+				continue
+			}
+			if errors.Is(err, shm.ErrClosed) {
+				s.conn.dropRingLocked(s, r)
+			}
+			if err != nil {
+				break
+			}
+			if m.Missed > 0 {
+				s.missed(int(m.Missed))
+			}
+			v, ok := s.viewOf(r, m)
+			if ok {
+				return v // r.mu stays held until Release
+			}
+			r.rd.Release()
+			s.missed(1)
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// viewOf checks the frame in m and makes it a View.
+func (s *Subscription) viewOf(r *subRing, m shm.Msg) (*View, bool) {
+	f, err := shm.ParseFrame(m.Data)
+	if err != nil || !validSubject(f.Subject, false) || !subject.Match(r.pattern, f.Subject) ||
+		(f.Reply != "" && !validSubject(f.Reply, false)) {
+		return nil, false
+	}
+	v := &View{Subject: f.Subject, Reply: f.Reply, Data: f.Data(), Sub: s, ring: r}
+	if f.HdrLen > 0 {
+		h, err := protocol.ParseHeader(f.Header())
+		if err == nil && len(h.Fields) > 0 {
+			v.Header = Header(h.Fields)
+		}
+	}
+	c := s.conn
+	c.inMsgs.Add(1)
+	c.inBytes.Add(uint64(len(f.Body)))
+	return v, true
+}
