@@ -102,3 +102,89 @@ func benchStream(b *testing.B, o *switchboard.Options) {
 	b.StopTimer()
 	sub.Unsubscribe()
 }
+
+// BenchmarkShmStreamView16B: one-way 16 B stream read in place with
+// NextView.
+func BenchmarkShmStreamView16B(b *testing.B) {
+	sh := startShmHubB(b)
+	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	ctx := context.Background()
+	sub, _ := s.SubscribeSync("bench.view")
+	s.Flush(ctx)
+	p.Publish("bench.view", []byte("warm"))
+	p.Flush(ctx)
+	if v, err := sub.NextView(ctx); err != nil {
+		b.Fatal(err)
+	} else {
+		v.Release()
+	}
+	for switchboard.ShmWriting(p) == 0 {
+		runtime.Gosched()
+	}
+	done := make(chan int)
+	go func() {
+		n := 0
+		for n < b.N {
+			v, err := sub.NextView(ctx)
+			if err != nil {
+				break
+			}
+			v.Release()
+			n++
+		}
+		done <- n
+	}()
+	buf := make([]byte, 16)
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Publish("bench.view", buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := <-done; n != b.N {
+		b.Fatalf("read %d of %d", n, b.N)
+	}
+}
+
+// BenchmarkShmRoundTripView16B is BenchmarkShmRoundTrip16B read in place.
+func BenchmarkShmRoundTripView16B(b *testing.B) {
+	sh := startShmHubB(b)
+	a, e := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ping, _ := e.SubscribeSync("bench.ping")
+	pong, _ := a.SubscribeSync("bench.pong")
+	e.Flush(ctx)
+	a.Flush(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			v, err := ping.NextView(ctx)
+			if err != nil {
+				return
+			}
+			e.Publish("bench.pong", v.Data)
+			v.Release()
+		}
+	}()
+	buf := make([]byte, 16)
+	rt := func() {
+		a.Publish("bench.ping", buf)
+		v, err := pong.NextView(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v.Release()
+	}
+	for range 2000 {
+		rt()
+	}
+	b.ResetTimer()
+	for range b.N {
+		rt()
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+}

@@ -31,6 +31,23 @@ type subRing struct {
 	gone   bool // closed: region and cursor unmapped
 	resp   *respMux
 	direct bool // read by NextMsg (kindSync)
+	fc     shm.FrameCache
+	okSubj string // the last subject that passed the checks
+}
+
+// frame parses and checks the frame in a view of r. Called with r.mu held.
+func (r *subRing) frame(data []byte) (shm.Frame, bool) {
+	f, err := shm.ParseFrameCached(data, &r.fc)
+	if err != nil {
+		return f, false
+	}
+	if f.Subject != r.okSubj {
+		if !validSubject(f.Subject, false) || !subject.Match(r.pattern, f.Subject) {
+			return f, false
+		}
+		r.okSubj = f.Subject
+	}
+	return f, f.Reply == "" || validSubject(f.Reply, false)
 }
 
 // shmAttach starts reading a ring for the subscription the hub names.
@@ -113,9 +130,7 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) {
 	if m.Missed > 0 {
 		s.missed(int(m.Missed))
 	}
-	f, err := shm.ParseFrame(m.Data)
-	ok := err == nil && validSubject(f.Subject, false) && subject.Match(r.pattern, f.Subject) &&
-		(f.Reply == "" || validSubject(f.Reply, false))
+	f, ok := r.frame(m.Data)
 	var fr protocol.Frame
 	var msg *Msg
 	if ok {

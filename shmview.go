@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"switchboard/internal/protocol"
-	"switchboard/internal/subject"
 	"switchboard/shm"
 )
 
@@ -16,7 +15,8 @@ import (
 // publisher that does not wait for this subscription (Options.ShmDrop).
 // Release then reports false and what was read must be discarded. A View
 // of a message that came over the socket holds a copy, and its Release
-// always reports true.
+// always reports true. After Release the View may be reused by the next
+// NextView: do not keep it.
 type View struct {
 	// Subject the message was published to.
 	Subject string
@@ -84,7 +84,9 @@ func (s *Subscription) NextView(ctx context.Context) (*View, error) {
 		if s.head < len(s.q) && !s.closed {
 			m := s.pop()
 			s.mu.Unlock()
-			return &View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s}, nil
+			v := s.spareView()
+			*v = View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s}
+			return v, nil
 		}
 		closed, finishing := s.closed, s.finishing
 		s.mu.Unlock()
@@ -114,6 +116,19 @@ func (s *Subscription) NextView(ctx context.Context) (*View, error) {
 			return v, nil
 		}
 	}
+}
+
+// spareView returns the View the last NextView returned, for reuse, if it
+// was released; a new one otherwise.
+func (s *Subscription) spareView() *View {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.lastView
+	if v == nil || !v.done {
+		v = new(View)
+		s.lastView = v
+	}
+	return v
 }
 
 // pollView takes the next message of the first ring that has one, as a
@@ -158,12 +173,12 @@ func (s *Subscription) pollView() *View {
 
 // viewOf checks the frame in m and makes it a View.
 func (s *Subscription) viewOf(r *subRing, m shm.Msg) (*View, bool) {
-	f, err := shm.ParseFrame(m.Data)
-	if err != nil || !validSubject(f.Subject, false) || !subject.Match(r.pattern, f.Subject) ||
-		(f.Reply != "" && !validSubject(f.Reply, false)) {
+	f, ok := r.frame(m.Data)
+	if !ok {
 		return nil, false
 	}
-	v := &View{Subject: f.Subject, Reply: f.Reply, Data: f.Data(), Sub: s, ring: r}
+	v := s.spareView()
+	*v = View{Subject: f.Subject, Reply: f.Reply, Data: f.Data(), Sub: s, ring: r}
 	if f.HdrLen > 0 {
 		h, err := protocol.ParseHeader(f.Header())
 		if err == nil && len(h.Fields) > 0 {

@@ -59,6 +59,7 @@ type Subscription struct {
 	finishing  bool         // drained or count reached: deliver what is queued, then stop
 	rings      []*subRing   // shared-memory rings it reads (shmsub.go)
 	nrings     atomic.Int32 // len(rings), read without mu
+	lastView   *View        // reused by NextView once released
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -441,7 +442,7 @@ func (s *Subscription) waitRings(ctx context.Context) { s.waitFor(ctx, s.pollRin
 // with a watcher goroutine on each ring until one has a message or the
 // socket reader queued one.
 func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
-	deadline := time.Now().Add(ringSpin)
+	var deadline time.Time // read the clock only once polling did not pay off
 	for i := 1; ; i++ {
 		if poll() {
 			return
@@ -452,7 +453,10 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 		default:
 		}
 		if i%64 == 0 {
-			if time.Now().After(deadline) {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(ringSpin)
+			} else if now.After(deadline) {
 				break
 			}
 			runtime.Gosched()

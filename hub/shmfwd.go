@@ -69,6 +69,7 @@ func (b *broker) forward(ctx context.Context, r *ring, from uint64) {
 	defer rd.AttachCursor(nil)
 	fc := r.pub.forwarder(r, b.peerOf(r.pub))
 	var body []byte
+	var cache shm.FrameCache
 	for {
 		m, err := rd.Next(ctx)
 		if errors.Is(err, shm.ErrCorrupt) {
@@ -77,7 +78,7 @@ func (b *broker) forward(ctx context.Context, r *ring, from uint64) {
 		if err != nil {
 			return // ctx cancelled, or the ring closed
 		}
-		f, err := shm.ParseFrame(m.Data)
+		f, err := shm.ParseFrameCached(m.Data, &cache)
 		ok := err == nil && subject.ValidPublish([]byte(f.Subject)) && subject.Match(r.pattern, f.Subject) &&
 			(f.Reply == "" || (subject.ValidPublish([]byte(f.Reply)) && !isReserved([]byte(f.Reply))))
 		if ok {

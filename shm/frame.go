@@ -118,7 +118,20 @@ func PutFrame(dst []byte, subj, reply string, hdrLen int) (body []byte, err erro
 // tabs, CR or LF), so a payload that changes under the parser yields a
 // consistent Frame or an error, never a panic. Body is a sub-slice of
 // payload. Errors wrap ErrBadFrame.
-func ParseFrame(payload []byte) (Frame, error) {
+func ParseFrame(payload []byte) (Frame, error) { return parseFrame(payload, nil) }
+
+// FrameCache holds the subject and reply subject of the last frame parsed
+// with ParseFrameCached, already validated.
+type FrameCache struct {
+	Subject, Reply string
+}
+
+// ParseFrameCached is ParseFrame, reusing c's strings when the frame
+// carries the same subject or reply subject as the last one (a stream to
+// one subject then parses without allocating), and remembering new ones.
+func ParseFrameCached(payload []byte, c *FrameCache) (Frame, error) { return parseFrame(payload, c) }
+
+func parseFrame(payload []byte, c *FrameCache) (Frame, error) {
 	if len(payload) < FrameHeaderSize {
 		return Frame{}, fmt.Errorf("%w: %d bytes, shorter than the frame header", ErrBadFrame, len(payload))
 	}
@@ -137,17 +150,31 @@ func ParseFrame(payload []byte) (Frame, error) {
 	if hl > uint64(len(body)) {
 		return Frame{}, fmt.Errorf("%w: header block of %d bytes in a %d-byte body", ErrBadFrame, hl, len(body))
 	}
-	f := Frame{
-		Subject: string(payload[FrameHeaderSize : FrameHeaderSize+sl]),
-		Reply:   string(payload[FrameHeaderSize+sl : end]),
-		HdrLen:  int(hl),
-		Body:    body,
+	f := Frame{HdrLen: int(hl), Body: body}
+	sb, rb := payload[FrameHeaderSize:FrameHeaderSize+sl], payload[FrameHeaderSize+sl:end]
+	// The comparisons read the bytes once and do not allocate; a cached
+	// string was validated when it was cached.
+	if c != nil && sl > 0 && string(sb) == c.Subject {
+		f.Subject = c.Subject
+	} else {
+		f.Subject = string(sb)
+		if err := checkSubject("subject", f.Subject, false); err != nil {
+			return Frame{}, err
+		}
+		if c != nil {
+			c.Subject = f.Subject
+		}
 	}
-	if err := checkSubject("subject", f.Subject, false); err != nil {
-		return Frame{}, err
-	}
-	if err := checkSubject("reply subject", f.Reply, true); err != nil {
-		return Frame{}, err
+	if c != nil && string(rb) == c.Reply {
+		f.Reply = c.Reply
+	} else {
+		f.Reply = string(rb)
+		if err := checkSubject("reply subject", f.Reply, true); err != nil {
+			return Frame{}, err
+		}
+		if c != nil {
+			c.Reply = f.Reply
+		}
 	}
 	return f, nil
 }

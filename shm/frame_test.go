@@ -164,6 +164,14 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 'a'})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		fr, err := ParseFrame(p)
+		// The cached parser agrees, on a cold and on a warm cache.
+		var c FrameCache
+		for range 2 {
+			fc, cerr := ParseFrameCached(p, &c)
+			if (cerr == nil) != (err == nil) || fc.Subject != fr.Subject || fc.Reply != fr.Reply || fc.HdrLen != fr.HdrLen || len(fc.Body) != len(fr.Body) {
+				t.Fatalf("ParseFrameCached %+v %v, ParseFrame %+v %v", fc, cerr, fr, err)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadFrame) {
 				t.Fatalf("error %v does not wrap ErrBadFrame", err)

@@ -255,8 +255,13 @@ func (w *Writer) awaitReaders(ctx context.Context) error {
 			p := t.pos.Load()
 			if p > seq {
 				// Not attached yet (NoPosition), sought ahead, or hostile:
-				// caught up, but look again at the next loan.
-				safe = min(safe, seq+1)
+				// caught up, but look again within slots/8 loans. A reader
+				// attaches (or a hub sets its start) at a position no
+				// older than the write sequence of that moment, or one
+				// another blocking reader pins, so nothing it needs is
+				// overwritten meanwhile; looking at every loan cost a
+				// scan of every cursor per message.
+				safe = min(safe, seq+max(1, n/8))
 				continue
 			}
 			if seq-p >= n {

@@ -26,7 +26,8 @@ this command starts, and print:
   rtt_p50_ns, rtt_p99_ns   16 B ping-pong through the client API (Publish,
                            SubscribeSync/NextView), after the hub handed out rings
   copy_rtt_p50_ns          the same with NextMsg, which copies each message
-  msgs_per_s               16 B one-way stream through the client API
+  msgs_per_s               16 B one-way stream through the client API (Publish,
+                           SubscribeSync/NextView)
   socket_msgs_per_s        the same stream with shared memory off (unix socket)
   large_rtt_p50_ns         4 MiB ping-pong, zero-copy both ways: Publisher.Loan/Send
                            and NextView (each side reads and writes 8 bytes of it)
@@ -452,28 +453,36 @@ func shmPeer(url string) error {
 			v.Release()
 		}
 	}()
+	// The streams are read with NextView: in place for a ring, the queued
+	// copy for the socket.
 	for _, c := range []struct {
 		nc   *switchboard.Conn
 		subj string
 	}{{nc, "sb.bench.stream"}, {sc, "sb.bench.sockstream"}} {
-		var got int
 		conn, subj := c.nc, c.subj
-		sub, err := conn.Subscribe(subj, func(m *switchboard.Msg) {
-			if string(m.Data) == "warm" {
-				return
-			}
-			if string(m.Data) == "end" {
-				d := m.Sub.Dropped()
-				conn.Publish(subj+".count", fmt.Appendf(nil, "%d %d", got, d))
-				got = 0
-				return
-			}
-			got++
-		})
+		sub, err := conn.SubscribeSync(subj)
 		if err != nil {
 			return err
 		}
 		defer sub.Unsubscribe()
+		go func() {
+			got := 0
+			for {
+				v, err := sub.NextView(stop)
+				if err != nil {
+					return
+				}
+				switch string(v.Data) {
+				case "warm":
+				case "end":
+					conn.Publish(subj+".count", fmt.Appendf(nil, "%d %d", got, sub.Dropped()))
+					got = 0
+				default:
+					got++
+				}
+				v.Release()
+			}
+		}()
 	}
 	back, err := nc.NewPublisher(ctx, "sb.bench.large.back", &switchboard.RingOptions{Slots: 4, SlotSize: 4 << 20})
 	if err != nil {
