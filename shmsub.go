@@ -188,6 +188,7 @@ func (s *Subscription) pollRings() bool {
 		if !r.gone {
 			m, err := r.rd.TryNext()
 			switch {
+			case err == shm.ErrEmpty:
 			case err == nil:
 				s.conn.ringDeliver(s, r, m)
 				found = true

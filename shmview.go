@@ -147,6 +147,9 @@ func (s *Subscription) pollView() *View {
 		}
 		for {
 			m, err := r.rd.TryNext()
+			if err == shm.ErrEmpty {
+				break // the common case while spinning: no errors.Is walk
+			}
 			if errors.Is(err, shm.ErrCorrupt) {
 				continue
 			}

@@ -39,6 +39,7 @@ type Reader struct {
 	futex *uint32
 
 	next    uint64 // next sequence to read
+	knownWS uint64 // the write sequence as last loaded (poll)
 	pending uint64 // missed, not yet reported in a Msg
 	stats   ReaderStats
 
@@ -297,10 +298,20 @@ func (r *Reader) tryNext() (Msg, error) {
 // poll does a bounded amount of work: at most pollAttempts slot checks,
 // each of which returns a message or advances the reader.
 func (r *Reader) poll() (m Msg, corrupt, ok bool) {
+	refreshed := false // knownWS was just loaded
 	for range pollAttempts {
-		w := u64(r.mem, OffWriteSeq).Load()
+		// The write sequence is loaded only once the reader has caught up
+		// with the last one it saw: in a busy stream each load would pull
+		// the writer's cache line over. A stale value is safe: lapping
+		// since then shows in the slot's sequence word below.
+		w, fresh := r.knownWS, refreshed
+		refreshed = false
 		if w <= r.next {
-			return Msg{}, corrupt, false
+			w, fresh = u64(r.mem, OffWriteSeq).Load(), true
+			r.knownWS = w
+			if w <= r.next {
+				return Msg{}, corrupt, false
+			}
 		}
 		if w-r.next > r.g.slots {
 			// Lapped: land a quarter ring ahead of the oldest slot, not on
@@ -312,6 +323,14 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 		off := r.g.slotOff(seq)
 		want := 2*seq + 2
 		s := u64(r.mem, off+SlotOffSeq).Load()
+		if s != want && !fresh {
+			// Decide with the current write sequence, not a stale one.
+			r.knownWS, refreshed = u64(r.mem, OffWriteSeq).Load(), true
+			if r.knownWS > r.next {
+				continue
+			}
+			return Msg{}, corrupt, false
+		}
 		if s != want {
 			if s > want {
 				// Overtaken between the two loads: the slot holds (or is

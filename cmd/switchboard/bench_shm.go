@@ -60,6 +60,7 @@ type shmBenchResult struct {
 	RTTVsBaseline    float64 `json:"rtt_vs_baseline"`
 	StreamVsSocket   float64 `json:"stream_vs_socket"`
 	LargeVsSmall     float64 `json:"large_vs_small"`
+	IdleCPUPercent   float64 `json:"idle_cpu_percent"` // the peer, its subscriptions waiting, over 2 s
 	Machine          any     `json:"machine"`
 	Date             string  `json:"date"`
 }
@@ -162,6 +163,10 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	if res.SocketMsgsPerS, err = shmStream(ctx, sc, "sb.bench.sockstream", s.stream); err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, "idle subscriber CPU, 2 s")
+	if res.IdleCPUPercent, err = idleCPU(peer.cmd.Process.Pid, 2*time.Second); err != nil {
+		return err
+	}
 	if err := peer.stop(); err != nil {
 		return err
 	}
@@ -179,6 +184,7 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
 	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
 	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
+	fmt.Fprintf(out, "idle subscriber process (5 subscriptions waiting): %.2f%% of a CPU (target ≈ 0)\n", res.IdleCPUPercent)
 	return nil
 }
 
@@ -521,4 +527,37 @@ func shmPeer(url string) error {
 	default:
 		return nil
 	}
+}
+
+// idleCPU measures the CPU time process pid uses over d, in percent of
+// one CPU, from /proc/PID/stat (utime + stime, in clock ticks).
+func idleCPU(pid int, d time.Duration) (float64, error) {
+	ticks := func() (int64, error) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, err
+		}
+		// The command name, field 2, may hold spaces: count from its ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+		}
+		var u, s int64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &s)
+		return u + s, nil
+	}
+	t0, err := ticks()
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	time.Sleep(d)
+	t1, err := ticks()
+	if err != nil {
+		return 0, err
+	}
+	const hz = 100 // USER_HZ on Linux
+	return float64(t1-t0) / hz / time.Since(start).Seconds() * 100, nil
 }
