@@ -23,9 +23,10 @@ import (
 // "unreader" for the cursors of a ring's readers. Everything else stays on the socket, and a lost
 // connection drops every ring: the next connection starts over.
 
-// fdOOBSize is the ancillary buffer of a read: room for 8 descriptors,
-// more than one control message carries.
-var fdOOBSize = unix.CmsgSpace(8 * 4)
+// fdOOBSize is the ancillary buffer of a read: room for 16 descriptors;
+// one control message carries at most 2 (and a read returns the
+// descriptors of one sendmsg at most).
+var fdOOBSize = unix.CmsgSpace(16 * 4)
 
 // shmState is a Conn's shared-memory state.
 type shmState struct {

@@ -389,3 +389,45 @@ func TestShmForwarderStartsAtTheEnd(t *testing.T) {
 		t.Fatalf("the late socket subscriber got %x first, from before it subscribed", m.Data)
 	}
 }
+
+// TestShmManySubscribers: a ring's first readers are more than one control
+// message could carry descriptors for; all of them get every message.
+func TestShmManySubscribers(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	var subs []*switchboard.Subscription
+	for range 20 {
+		nc := shmConnect(t, sh.unix, nil)
+		s, err := nc.SubscribeSync("fan")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush(context.Background())
+		subs = append(subs, s)
+	}
+	pub := shmConnect(t, sh.unix, &switchboard.Options{ErrorHandler: func(_ *switchboard.Conn, _ *switchboard.Subscription, err error) {
+		t.Errorf("publisher: %v", err)
+	}})
+	const n = 200
+	errs := make(chan error, len(subs))
+	for _, s := range subs {
+		go func() { errs <- readSeq(s, n) }()
+	}
+	buf := make([]byte, 8)
+	for i := range n {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := pub.Publish("fan", buf); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			waitFor(t, "a ring", func() bool { return switchboard.ShmWriting(pub) > 0 })
+		}
+	}
+	for range subs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if switchboard.ShmOut(pub) == 0 {
+		t.Fatal("nothing went through the ring")
+	}
+}

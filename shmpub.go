@@ -99,23 +99,15 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	return nil
 }
 
-// shmReady: the hub attached the ring's first readers; track them and
-// start writing.
+// shmReady: the hub attached the ring's first readers (their cursors came
+// just before, as "reader" messages); start writing.
 func (c *Conn) shmReady(m *protocol.ShmControl, fds []int) error {
 	p := c.shmPubByID(m.Ring)
 	if p == nil {
 		closeFds(fds)
 		return nil
 	}
-	if len(fds) != len(m.Readers) {
-		return fmt.Errorf("%d readers, %d descriptors", len(m.Readers), len(fds))
-	}
-	for i, r := range m.Readers {
-		if err := p.addReader(r.ID, fds[i], r.Block); err != nil {
-			closeFds(fds[i+1:])
-			return err
-		}
-	}
+	closeFds(fds) // none expected
 	p.markReady()
 	if p.explicit {
 		c.shmAnswer(p.pattern, p)
@@ -176,8 +168,13 @@ func (c *Conn) shmReader(m *protocol.ShmControl, fds []int) error {
 	if err := p.addReader(m.Reader, fds[0], m.Block); err != nil {
 		return err
 	}
-	// The hub attaches the reader only now: from here on every loan
-	// checks its cursor.
+	select {
+	case <-p.ready:
+	default:
+		return nil // one of the first readers: "ready" follows
+	}
+	// A late reader: the hub attaches it only now that the publisher
+	// tracks its cursor.
 	c.mu.Lock()
 	c.shmSendLocked("TRACKING", "", map[string]uint64{"ring": m.Ring, "reader": m.Reader})
 	c.mu.Unlock()

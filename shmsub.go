@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
@@ -113,7 +115,15 @@ func (c *Conn) readRing(ctx context.Context, s *Subscription, r *subRing) {
 	defer r.mu.Unlock()
 	defer c.dropRingLocked(s, r)
 	for {
-		m, err := r.rd.Next(ctx)
+		m, err := r.rd.TryNext()
+		if err == shm.ErrEmpty {
+			spin := acquireSpin()
+			r.rd.SetSpin(spin)
+			m, err = r.rd.Next(ctx)
+			if spin {
+				releaseSpin()
+			}
+		}
 		if errors.Is(err, shm.ErrCorrupt) {
 			continue
 		}
@@ -219,6 +229,7 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 			r.mu.Lock()
 			var err error
 			if !r.gone {
+				r.rd.SetSpin(false)   // waitFor spun already
 				err = r.rd.Wait(wctx) // reads nothing: NextMsg/NextView do
 			}
 			r.mu.Unlock()
@@ -278,3 +289,23 @@ func (s *Subscription) shmDetachAll() {
 		}
 	}
 }
+
+// ringSpinners counts the goroutines of this process spinning on rings
+// (or about to); at most maxRingSpinners spin at once, the others sleep
+// at once (futex). On 2 CPUs ten subscriptions spinning would starve the
+// publisher and each other.
+var ringSpinners atomic.Int32
+
+var maxRingSpinners = int32(max(1, runtime.GOMAXPROCS(0)/2))
+
+// acquireSpin reports whether the caller may spin; if so it must call
+// releaseSpin when it stops.
+func acquireSpin() bool {
+	if ringSpinners.Add(1) <= maxRingSpinners {
+		return true
+	}
+	ringSpinners.Add(-1)
+	return false
+}
+
+func releaseSpin() { ringSpinners.Add(-1) }

@@ -438,28 +438,19 @@ const ringSpin = 50 * time.Microsecond
 func (s *Subscription) waitRings(ctx context.Context) { s.waitFor(ctx, s.pollRings) }
 
 // waitFor polls (poll, and the socket's kick) for up to ringSpin, yielding
-// every 64 polls, until poll reports it found something; then it sleeps
-// with a watcher goroutine on each ring until one has a message or the
-// socket reader queued one.
+// every 64 polls, until poll reports it found something (if this process
+// has a spinner slot free: see acquireSpin); then it sleeps with a watcher
+// goroutine on each ring until one has a message or the socket reader
+// queued one.
 func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
-	var deadline time.Time // read the clock only once polling did not pay off
-	for i := 1; ; i++ {
-		if poll() {
+	if poll() {
+		return
+	}
+	if acquireSpin() {
+		found := s.spinFor(poll)
+		releaseSpin()
+		if found {
 			return
-		}
-		select {
-		case <-s.kick:
-			return
-		default:
-		}
-		if i%64 == 0 {
-			now := time.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(ringSpin)
-			} else if now.After(deadline) {
-				break
-			}
-			runtime.Gosched()
 		}
 	}
 	stop := s.watchRings(ctx)
@@ -468,6 +459,31 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	case <-ctx.Done():
 	}
 	stop()
+}
+
+// spinFor polls for up to ringSpin and reports whether poll found
+// something (or the socket reader queued something).
+func (s *Subscription) spinFor(poll func() bool) bool {
+	var deadline time.Time // read the clock only once polling did not pay off
+	for i := 1; ; i++ {
+		if poll() {
+			return true
+		}
+		select {
+		case <-s.kick:
+			return true
+		default:
+		}
+		if i%64 == 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(ringSpin)
+			} else if now.After(deadline) {
+				return false
+			}
+			runtime.Gosched()
+		}
+	}
 }
 
 // Pending returns the messages and bytes received but not yet delivered.

@@ -485,13 +485,13 @@ func (b *broker) sealed(c *client, id uint64) {
 	// Nobody has read the ring yet: its first readers and the forwarder
 	// start at sequence 0, so what the publisher wrote before this
 	// message was handled reaches them too.
-	var ready protocol.ShmControl
-	var fds []int
+	// The first readers' cursors go to the publisher one per "reader"
+	// message (a control message carries at most two descriptors), all
+	// ahead of "ready".
 	for s := range b.subs[r.pattern] {
 		if eligible(s) && (s.c != c || c.echo) {
 			if rr := b.attachLocked(r, s, nil, 0, false); rr != nil {
-				ready.Readers = append(ready.Readers, protocol.ShmReaderRef{ID: rr.id, Block: rr.block})
-				fds = append(fds, rr.cur.Fd())
+				c.sendCtl(b.peers[c].ctl, protocol.ShmControl{Op: "reader", Ring: r.id, Reader: rr.id, Block: rr.block}, []int{rr.cur.Fd()})
 			}
 		}
 	}
@@ -504,8 +504,7 @@ func (b *broker) sealed(c *client, id uint64) {
 	}
 	// The publisher writes nothing into the ring before this: its first
 	// readers are tracked from the first message on.
-	ready.Op, ready.Ring = "ready", r.id
-	if !c.sendCtl(b.peers[c].ctl, ready, fds) {
+	if !c.sendCtl(b.peers[c].ctl, protocol.ShmControl{Op: "ready", Ring: r.id}, nil) {
 		b.dropRingLocked(r)
 	}
 }

@@ -25,8 +25,8 @@ const (
 	// access, that is its next sequence, or the sequence of the view it
 	// holds. NoPosition until a reader attaches.
 	CurOffPosition = 64
-	// CurOffSleeping is a uint32, non-zero while the reader is in, or about
-	// to enter, FUTEX_WAIT on the ring's futex word.
+	// CurOffSleeping is a uint32: 0 while the reader is awake, else the
+	// ring's futex value it sleeps on (or is about to) plus one.
 	CurOffSleeping = 72
 	// CurOffFutex is a uint32 the reader increments and FUTEX_WAKEs after
 	// storing a new position while the ring's writer-waiting flag is set;

@@ -117,7 +117,7 @@
 //	     0     8  magic "SBSHMCUR"            (CurOffMagic)
 //	     8     4  layout version = 1          (CurOffVersion)
 //	    64     8  position                    (CurOffPosition)
-//	    72     4  sleeping flag               (CurOffSleeping)
+//	    72     4  sleeping: futex value + 1    (CurOffSleeping)
 //	    76     4  futex word                  (CurOffFutex)
 //
 // [Reader.AttachCursor] makes the reader store its position after every

@@ -48,6 +48,7 @@ type Reader struct {
 	heldOff int
 
 	spin    time.Duration // how long Next spins before sleeping (adaptive)
+	noSpin  bool          // SetSpin(false): sleep at once
 	fenceMu atomic.Uint32 // target of the read fence; never shared
 
 	cur     *Cursor // attached cursor block, or nil
@@ -403,19 +404,8 @@ func (r *Reader) Next(ctx context.Context) (Msg, error) {
 				continue
 			}
 		}
-		if r.cur != nil {
-			// Dekker: the reader stores "sleeping", then loads the write
-			// sequence and the closed flag; a tracked writer stores the
-			// write sequence (or the flag), then loads "sleeping". Go's
-			// atomics are sequentially consistent, so at least one of the
-			// two sees the other's store: the reader finds the message
-			// below, or the writer wakes it. The futex word is loaded after
-			// "sleeping" is stored, so a wake-up that comes between here
-			// and FUTEX_WAIT changes it and the wait returns at once.
-			r.cur.sleeping().Store(1)
-			flagged = true
-		}
-		f := u32(r.mem, OffFutex).Load()
+		f := r.sleepOn()
+		flagged = flagged || r.cur != nil
 		if u64(r.mem, OffWriteSeq).Load() > r.next || u32(r.mem, OffClosed).Load() != 0 {
 			continue
 		}
@@ -473,11 +463,8 @@ func (r *Reader) Wait(ctx context.Context) error {
 				continue
 			}
 		}
-		if r.cur != nil {
-			r.cur.sleeping().Store(1) // see Next for the ordering argument
-			flagged = true
-		}
-		f := u32(r.mem, OffFutex).Load()
+		f := r.sleepOn()
+		flagged = flagged || r.cur != nil
 		if ws.Load() > r.next || closed.Load() != 0 {
 			continue
 		}
@@ -500,10 +487,42 @@ func (r *Reader) Wait(ctx context.Context) error {
 	}
 }
 
+// sleepOn loads the futex word the reader is about to sleep on and, with a
+// cursor, stores "sleeping on that value" (the value + 1) in it.
+//
+// Dekker: the reader stores "sleeping", then loads the write sequence and
+// the closed flag; a tracked writer stores the write sequence (or the
+// flag), then loads "sleeping" and the futex word. Go's atomics are
+// sequentially consistent, so at least one of the two sees the other's
+// store: the reader finds the message, or the writer sees it sleeping. The
+// writer wakes only readers sleeping on the current futex value, and
+// increments it when it does: readers it already woke, who have not run
+// yet, are not woken again for every later message (a burst would pay a
+// FUTEX_WAKE per message). A wake-up between the load of the futex word
+// and FUTEX_WAIT changes the word, and the wait returns at once. (Once in
+// 2^32 wake-ups the value + 1 wraps to 0 and the reader sleeps until its
+// maxSleep re-poll.)
+func (r *Reader) sleepOn() uint32 {
+	f := u32(r.mem, OffFutex).Load()
+	if r.cur != nil {
+		r.cur.sleeping().Store(f + 1)
+	}
+	return f
+}
+
+// SetSpin turns the spin before Next and Wait sleep on or off (it is on
+// for a new Reader). A process with more readers waiting than CPUs is
+// better off with most of them asleep: spinning readers take the CPU
+// from the writer and from each other.
+func (r *Reader) SetSpin(on bool) { r.noSpin = !on }
+
 // spinWait polls the write sequence for up to r.spin and reports whether
 // something changed (a message, or the ring closing).
 func (r *Reader) spinWait() bool {
 	ws, closed := u64(r.mem, OffWriteSeq), u32(r.mem, OffClosed)
+	if r.noSpin {
+		return false
+	}
 	deadline := time.Now().Add(r.spin)
 	for i := 1; ; i++ {
 		if ws.Load() > r.next || closed.Load() != 0 {

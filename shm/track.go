@@ -225,8 +225,9 @@ func (w *Writer) anySleeping() bool {
 	// may hold a cursor that RemoveReader already let its caller close.
 	s := w.readers.Load()
 	found := false
+	next := u32(w.mem, OffFutex).Load() + 1 // "sleeping on the current value"
 	for _, t := range s.list {
-		if t.sleeping.Load() != 0 {
+		if v := t.sleeping.Load(); v != 0 && v == next {
 			found = true
 			break
 		}

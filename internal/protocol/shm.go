@@ -11,8 +11,8 @@ import "time"
 // it (SCM_RIGHTS), in the order the op lists them.
 type ShmControl struct {
 	// Op is "hello" (shared memory is on), "ring" (fds: ring, hub cursor:
-	// map Pattern's ring and seal it), "ready" (fds: the first readers'
-	// cursors: start writing), "attach" (fds: ring, cursor: read it for
+	// map Pattern's ring and seal it), "ready" (the first readers came
+	// before it: start writing), "attach" (fds: ring, cursor: read it for
 	// subscription Sid from sequence Start), "reader" (fd: a reader's
 	// cursor, Block or drop), "unreader" (that reader is gone) or "error".
 	Op       string `json:"op"`
@@ -24,10 +24,7 @@ type ShmControl struct {
 	Block    bool   `json:"block,omitempty"`
 	Explicit bool   `json:"explicit,omitempty"` // "ring": the answer to a PUB request
 	Fds      int    `json:"fds,omitempty"`
-	// Readers are the cursors that came with "ready", in order: the
-	// ring's first readers, to track before writing anything.
-	Readers []ShmReaderRef `json:"readers,omitempty"`
-	Error   string         `json:"error,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // ShmChannel describes one ring for $SB.SHM.LIST.
@@ -57,10 +54,4 @@ type ShmReader struct {
 	Sid      string `json:"sid"`
 	Block    bool   `json:"block"`
 	Position uint64 `json:"position"`
-}
-
-// ShmReaderRef names one reader's cursor in a "ready" control message.
-type ShmReaderRef struct {
-	ID    uint64 `json:"id"`
-	Block bool   `json:"block,omitempty"`
 }
