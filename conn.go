@@ -83,8 +83,6 @@ type Conn struct {
 	// Owned by the reader goroutine.
 	parser     *protocol.Parser
 	dispatchFn func(*protocol.Frame) error
-	rInMsgs    uint64
-	rInBytes   uint64
 	rServerErr error // last -ERR that is not a permissions violation: the likely disconnect cause
 }
 

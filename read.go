@@ -42,11 +42,6 @@ func (c *Conn) readConn(nc net.Conn, p *protocol.Parser, buf []byte) error {
 		}
 		if n > 0 {
 			perr := p.Parse(buf[:n], c.dispatchFn)
-			if c.rInMsgs > 0 {
-				c.inMsgs.Add(c.rInMsgs)
-				c.inBytes.Add(c.rInBytes)
-				c.rInMsgs, c.rInBytes = 0, 0
-			}
 			if perr != nil {
 				return fmt.Errorf("parse: %w", perr)
 			}
@@ -77,8 +72,10 @@ func (c *Conn) dispatch(f *protocol.Frame) error {
 }
 
 func (c *Conn) processMsg(f *protocol.Frame) {
-	c.rInMsgs++
-	c.rInBytes += uint64(len(f.Payload))
+	// Counted before delivery, so that Stats already includes a message
+	// its handler sees.
+	c.inMsgs.Add(1)
+	c.inBytes.Add(uint64(len(f.Payload)))
 	sid, ok := parseSID(f.SID)
 	if !ok {
 		return
