@@ -296,7 +296,7 @@ func (s *Subscription) shmDetachAll() {
 // publisher and each other.
 var ringSpinners atomic.Int32
 
-var maxRingSpinners = int32(max(1, runtime.GOMAXPROCS(0)/2))
+var maxRingSpinners = int32(max(1, runtime.GOMAXPROCS(0)))
 
 // acquireSpin reports whether the caller may spin; if so it must call
 // releaseSpin when it stops.
