@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
@@ -138,7 +139,7 @@ func (c *Conn) readRing(ctx context.Context, s *Subscription, r *subRing) {
 // kept only if the view was intact (Release). Called with r.mu held.
 func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) {
 	if m.Missed > 0 {
-		s.missed(int(m.Missed))
+		s.missed(m.Missed)
 	}
 	f, ok := r.frame(m.Data)
 	var fr protocol.Frame
@@ -246,9 +247,10 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 
 // missed counts messages the subscription lost in a ring (overwritten
 // before it read them) and reports them like dropped ones.
-func (s *Subscription) missed(n int) {
+func (s *Subscription) missed(n uint64) {
 	s.mu.Lock()
-	s.dropped += n
+	// A hostile writer can make a ring claim any count: saturate.
+	s.dropped = int(min(uint64(s.dropped)+min(n, math.MaxInt32), math.MaxInt))
 	report := !s.slow
 	s.slow = true
 	if report && s.kind == kindSync {

@@ -160,7 +160,7 @@ func (s *Subscription) pollView() *View {
 				break
 			}
 			if m.Missed > 0 {
-				s.missed(int(m.Missed))
+				s.missed(m.Missed)
 			}
 			v, ok := s.viewOf(r, m)
 			if ok {

@@ -1,0 +1,345 @@
+//go:build linux
+
+package switchboard_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"switchboard"
+	"switchboard/internal/protocol"
+)
+
+// TestShmHostilePublisher: a real process gets a ring from the hub the
+// proper way (raw protocol, descriptors by recvmsg, mapped writable and
+// sealed), then writes random bytes and forged frames into it for 10 s
+// (SB_SHM_HOSTILE overrides). Meanwhile a shared-memory subscriber and a
+// TCP subscriber (served by the hub's forwarder) read that channel, and an
+// honest publisher streams to its own subscriber. Nothing may panic, the
+// readers may only ever see validated messages on the hostile subject, the
+// honest channel must lose nothing, and the hostile ring must be reclaimed
+// when the process is killed.
+func TestShmHostilePublisher(t *testing.T) {
+	d := 10 * time.Second
+	if v := os.Getenv("SB_SHM_HOSTILE"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := startShmHub(t, 64<<10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Readers of the hostile channel.
+	shmSub := shmConnect(t, sh.unix, &switchboard.Options{ShmDrop: true})
+	tcpSub := shmConnect(t, sh.tcp, nil)
+	hs, err := shmSub.SubscribeSync("hostile.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tcpSub.SubscribeSync("hostile.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shmSub.Flush(ctx)
+	tcpSub.Flush(ctx)
+	var seen, views atomic.Int64
+	var wg sync.WaitGroup
+	bad := make(chan string, 4)
+	read := func(name string, next func() (string, bool, error)) {
+		defer wg.Done()
+		for {
+			subj, view, err := next()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				continue // ErrSlowConsumer with the count: expected here
+			}
+			seen.Add(1)
+			if view {
+				views.Add(1)
+			}
+			if subj != "hostile.x" {
+				select {
+				case bad <- fmt.Sprintf("%s got a message on %q", name, subj):
+				default:
+				}
+			}
+		}
+	}
+	wg.Add(2)
+	go read("shm subscriber", func() (string, bool, error) {
+		v, err := hs.NextView(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		subj := v.Subject
+		_ = append([]byte(nil), v.Data...) // read it all, as a renderer would
+		v.Release()
+		return subj, true, nil
+	})
+	go read("TCP subscriber", func() (string, bool, error) {
+		m, err := ts.NextMsg(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		return m.Subject, false, nil
+	})
+
+	// The hostile process.
+	child := exec.Command(os.Args[0], "-test.run=^TestShmHostileHelper$")
+	child.Env = append(os.Environ(), "SB_SHM_HOSTILE_SOCKET="+sh.socketPath, "SB_SHM_HOSTILE_FOR="+d.String())
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "SCRIBBLING" {
+		child.Wait()
+		t.Fatalf("hostile child: %q", lines.Text())
+	}
+
+	// An honest channel carries on through it all.
+	good := shmConnect(t, sh.unix, nil)
+	gp := shmConnect(t, sh.unix, nil)
+	gs, err := good.SubscribeSync("good.y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good.Flush(ctx)
+	const n = 2000 // paced over the scribbling
+	errs := make(chan error, 1)
+	go func() { errs <- readSeq(gs, n) }()
+	buf := make([]byte, 8)
+	pace := d / n
+	for i := range n {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := gp.Publish("good.y", buf); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(pace)
+	}
+	if err := <-errs; err != nil {
+		t.Fatalf("the honest channel: %v", err)
+	}
+	if switchboard.ShmOut(gp) == 0 {
+		t.Fatal("the honest channel did not use shared memory")
+	}
+
+	if l, err := gp.Request(ctx, "$SB.SHM.LIST", nil); err == nil {
+		t.Logf("channels: %s", l.Data)
+	}
+	for lines.Scan() {
+		t.Logf("hostile child: %s", lines.Text())
+	}
+	if err := child.Wait(); err != nil {
+		t.Fatalf("hostile child: %v", err)
+	}
+	waitFor(t, "the hostile ring reclaimed", func() bool { return sh.h.Stats().ShmRings == 1 }) // the honest one is left
+	cancel()
+	wg.Wait()
+	select {
+	case b := <-bad:
+		t.Fatal(b)
+	default:
+	}
+	st := sh.h.Stats()
+	if st.ShmBad == 0 || seen.Load() == 0 {
+		t.Errorf("the readers never met the hostile ring's frames: %d taken, %d rejected by the forwarder", seen.Load(), st.ShmBad)
+	}
+	t.Logf("readers took %d hostile messages (%d in place); the forwarder dropped %d bad ones; shm subscriber lost %d, TCP subscriber lost %d",
+		seen.Load(), views.Load(), st.ShmBad, hs.Dropped(), ts.Dropped())
+}
+
+// TestShmHostileHelper is the hostile process of TestShmHostilePublisher.
+func TestShmHostileHelper(t *testing.T) {
+	sock := os.Getenv("SB_SHM_HOSTILE_SOCKET")
+	if sock == "" {
+		t.Skip("the hostile process of TestShmHostilePublisher")
+	}
+	d, err := time.ParseDuration(os.Getenv("SB_SHM_HOSTILE_FOR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	uc := nc.(*net.UnixConn)
+	r := bufio.NewReader(nc) // only until the ring arrives: fds come by recvmsg
+	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "INFO ") {
+		t.Fatalf("INFO: %q", l)
+	}
+	if r.Buffered() > 0 {
+		t.Fatal("the hub sent more than INFO before CONNECT")
+	}
+	send := func(s string) {
+		if _, err := nc.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub := func(verb string, body any) {
+		b, _ := json.Marshal(body)
+		send(fmt.Sprintf("PUB $SB.SHM.%s %d\r\n%s\r\n", verb, len(b), b))
+	}
+	send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
+	pub("HELLO", map[string]string{"sid": "1"})
+	pub("PUB", map[string]any{"subject": "hostile.x", "slots": 64, "slot_size": 4096})
+	// Read control messages with their descriptors until "ready".
+	var ring []byte
+	var fds []int
+	var pending []byte
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(16*4))
+	for ready := false; !ready; {
+		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if oobn > 0 {
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, m := range msgs {
+				got, _ := unix.ParseUnixRights(&m)
+				fds = append(fds, got...)
+			}
+		}
+		pending = append(pending, buf[:n]...)
+		for {
+			i := strings.Index(string(pending), "\r\n")
+			if i < 0 {
+				break
+			}
+			line := string(pending[:i])
+			if line == "PING" {
+				send("PONG\r\n")
+				pending = pending[i+2:]
+				continue
+			}
+			var subj, sid string
+			var size int
+			if _, err := fmt.Sscanf(line, "MSG %s %s %d", &subj, &sid, &size); err != nil {
+				pending = pending[i+2:]
+				continue
+			}
+			if len(pending) < i+2+size+2 {
+				break
+			}
+			var m protocol.ShmControl
+			json.Unmarshal(pending[i+2:i+2+size], &m)
+			pending = pending[i+2+size+2:]
+			switch m.Op {
+			case "ring":
+				if m.Error != "" || len(fds) < 2 {
+					t.Fatalf("no ring: %+v, %d fds", m, len(fds))
+				}
+				size, _ := unix.Seek(fds[0], 0, 2)
+				ring, err = unix.Mmap(fds[0], 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+				if err != nil {
+					t.Fatal(err)
+				}
+				unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE)
+				unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_SEAL)
+				pub("SEALED", map[string]uint64{"ring": m.Ring})
+			case "ready":
+				ready = true
+			}
+		}
+	}
+	defer unix.Munmap(ring)
+	fmt.Println("SCRIBBLING")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	rounds := 0
+	for end := time.Now().Add(d); time.Now().Before(end); rounds++ {
+		scribbleRing(ring, rng)
+		if rounds%16 == 0 {
+			send("PING\r\n") // keep the connection busy too
+			wakeRing(ring)
+			time.Sleep(200 * time.Microsecond) // let the readers take some
+		}
+	}
+	fmt.Printf("%d rounds of scribbling\n", rounds)
+}
+
+// Offsets of the ring layout (docs/shm.md), written here by hand as a
+// hostile peer would.
+const (
+	hOffWriteSeq = 64
+	hOffFutex    = 192
+	hHeader      = 256
+)
+
+// scribbleRing does one round of damage: random bytes anywhere, forged
+// slots that look complete (seq words around the write sequence, random
+// lengths), frames with subjects outside the pattern or a $SB. reply, and
+// a moving write sequence. (It leaves the closed flag alone: readers
+// would stop reading at once.)
+func scribbleRing(ring []byte, rng *rand.Rand) {
+	le := binary.LittleEndian
+	stride := int(le.Uint32(ring[20:])) // may be garbage by now
+	if stride < 64 || stride > len(ring) {
+		stride = 64 * ((4096 + 1024 + 16 + 63) / 64)
+	}
+	slots := uint64(64)
+	switch rng.IntN(5) {
+	case 0:
+		for range 256 {
+			le.PutUint64(ring[rng.IntN(len(ring)-7):], rng.Uint64())
+		}
+	case 1, 2, 3:
+		// A whole ring of complete-looking slots just below a new write
+		// sequence: readers take them and must check every frame.
+		w := le.Uint64(ring[hOffWriteSeq:]) + slots
+		for i := range slots {
+			s := w - slots + i
+			off := hHeader + int(s%slots)*stride
+			if off+16+64 > len(ring) {
+				continue
+			}
+			subj := []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"}[rng.IntN(8)]
+			reply := []string{"", "$SB.SHM.PUB", "_INBOX.z", "bad reply"}[rng.IntN(4)]
+			p := ring[off+16:]
+			le.PutUint16(p[0:], uint16(len(subj)))
+			le.PutUint16(p[2:], uint16(len(reply)))
+			le.PutUint32(p[4:], uint32(rng.IntN(4)/3)*rng.Uint32N(64)) // mostly no header block
+			le.PutUint32(p[8:], uint32(rng.IntN(8)/7))                 // mostly the zero it must be
+			copy(p[12:], subj)
+			copy(p[12+len(subj):], reply)
+			le.PutUint32(ring[off+8:], rng.Uint32N(uint32(stride)+64))
+			le.PutUint64(ring[off:], 2*s+2)
+		}
+		le.PutUint64(ring[hOffWriteSeq:], w)
+	case 4:
+		le.PutUint64(ring[hOffWriteSeq:], []uint64{0, ^uint64(0), rng.Uint64(), le.Uint64(ring[hOffWriteSeq:]) + 1000}[rng.IntN(4)])
+	}
+}
+
+// wakeRing bumps the ring's futex word and wakes its sleepers.
+func wakeRing(ring []byte) {
+	le := binary.LittleEndian
+	le.PutUint32(ring[hOffFutex:], le.Uint32(ring[hOffFutex:])+2)
+	addr := &ring[hOffFutex]
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), 1 /* FUTEX_WAKE */, 1<<30, 0, 0, 0)
+}
