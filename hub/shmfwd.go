@@ -138,14 +138,7 @@ func (c *client) forwarder(r *ring, p *shmPeer) *client {
 // skips reports whether the forwarder of r must not deliver the message at
 // sequence seq to s, because s reads it from a ring.
 func (r *ring) skips(s *subscription, seq uint64, p *shmPeer) bool {
-	if p == nil {
-		return false
-	}
-	sk := p.skip.Load()
-	if sk == nil {
-		return false
-	}
-	from, ok := (*sk)[s]
+	from, ok := p.readerOf(s)
 	return ok && seq >= from[r.id]
 }
 

@@ -240,16 +240,22 @@ func (b *broker) clientGone(c *client) {
 
 // readsFromLocked reports whether s reads one of pub's rings.
 func (b *broker) readsFromLocked(pub *client, s *subscription) bool {
-	p := b.peers[pub]
+	_, ok := b.peers[pub].readerOf(s)
+	return ok
+}
+
+// readerOf reports whether s reads one of p's rings (p may be nil), and
+// where it started on each.
+func (p *shmPeer) readerOf(s *subscription) (map[uint64]uint64, bool) {
 	if p == nil {
-		return false
+		return nil, false
 	}
 	sk := p.skip.Load()
 	if sk == nil {
-		return false
+		return nil, false
 	}
-	_, ok := (*sk)[s]
-	return ok
+	from, ok := (*sk)[s]
+	return from, ok
 }
 
 func (b *broker) loseInterestLocked(r *ring, s *subscription) {
