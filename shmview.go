@@ -75,30 +75,14 @@ func (s *Subscription) NextView(ctx context.Context) (*View, error) {
 		return nil, fmt.Errorf("next view: not a SubscribeSync subscription: %w", ErrBadSubscription)
 	}
 	for {
-		s.mu.Lock()
-		if s.slowNext {
-			s.slowNext = false
-			s.mu.Unlock()
-			return nil, ErrSlowConsumer
+		m, err := s.popQueued(ctx, "switchboard: next view")
+		if err != nil {
+			return nil, err
 		}
-		if s.head < len(s.q) && !s.closed {
-			m := s.pop()
-			s.mu.Unlock()
+		if m != nil {
 			v := s.spareView()
 			*v = View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s}
 			return v, nil
-		}
-		closed, finishing := s.closed, s.finishing
-		s.mu.Unlock()
-		if closed || finishing {
-			s.wake()
-			if s.conn.IsClosed() {
-				return nil, ErrClosed
-			}
-			return nil, ErrBadSubscription
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, ctxError("switchboard: next view", err)
 		}
 		if s.nrings.Load() == 0 {
 			select {

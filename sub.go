@@ -391,32 +391,8 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 		return nil, fmt.Errorf("next message: not a SubscribeSync subscription: %w", ErrBadSubscription)
 	}
 	for {
-		s.mu.Lock()
-		if s.slowNext {
-			s.slowNext = false
-			s.mu.Unlock()
-			return nil, ErrSlowConsumer
-		}
-		if s.head < len(s.q) && !s.closed {
-			m := s.pop()
-			more := s.head < len(s.q)
-			s.mu.Unlock()
-			if more {
-				s.wake() // another NextMsg caller may be waiting
-			}
-			return m, nil
-		}
-		closed, finishing := s.closed, s.finishing
-		s.mu.Unlock()
-		if closed || finishing {
-			s.wake() // pass the news on to any other NextMsg caller
-			if s.conn.IsClosed() {
-				return nil, ErrClosed
-			}
-			return nil, ErrBadSubscription
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, ctxError("switchboard: next message", err)
+		if m, err := s.popQueued(ctx, "switchboard: next message"); m != nil || err != nil {
+			return m, err
 		}
 		if s.nrings.Load() > 0 {
 			s.waitRings(ctx)
@@ -427,6 +403,41 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// popQueued returns the next queued message of a SubscribeSync
+// subscription, or the error NextMsg and NextView end with (ErrSlowConsumer
+// once after drops, the end of the subscription, ctx's error), or neither
+// when the caller must wait. what prefixes a ctx error.
+func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error) {
+	s.mu.Lock()
+	if s.slowNext {
+		s.slowNext = false
+		s.mu.Unlock()
+		return nil, ErrSlowConsumer
+	}
+	if s.head < len(s.q) && !s.closed {
+		m := s.pop()
+		more := s.head < len(s.q)
+		s.mu.Unlock()
+		if more {
+			s.wake() // another caller may be waiting
+		}
+		return m, nil
+	}
+	closed, finishing := s.closed, s.finishing
+	s.mu.Unlock()
+	if closed || finishing {
+		s.wake() // pass the news on to any other caller
+		if s.conn.IsClosed() {
+			return nil, ErrClosed
+		}
+		return nil, ErrBadSubscription
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(what, err)
+	}
+	return nil, nil
 }
 
 // NextMsg's spin on shared-memory rings before it sleeps: polling finds a

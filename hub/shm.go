@@ -206,7 +206,12 @@ func (c *client) sendRaw(subj string, body []byte, fds []int) bool {
 	if sid == nil {
 		return false
 	}
-	frame := protocol.AppendMsg(nil, []byte(subj), sid, nil, body)
+	return c.sendFrame(protocol.AppendMsg(nil, []byte(subj), sid, nil, body), fds)
+}
+
+// sendFrame queues a frame the hub makes for c, with fds attached, and
+// flushes it; it reports false if the descriptors cannot go.
+func (c *client) sendFrame(frame []byte, fds []int) bool {
 	if len(fds) > 0 {
 		if !c.enqueueFds(frame, fds) {
 			return false
@@ -258,16 +263,7 @@ func validSID(sid string) bool {
 func (c *client) sendCtl(sid string, m protocol.ShmControl, fds []int) bool {
 	m.Fds = len(fds)
 	body, _ := json.Marshal(m)
-	frame := protocol.AppendMsg(nil, []byte(shmCtlSubject), []byte(sid), nil, body)
-	if len(fds) > 0 {
-		if !c.enqueueFds(frame, fds) {
-			return false
-		}
-	} else {
-		c.enqueue(frame)
-	}
-	c.flushInline()
-	return true
+	return c.sendFrame(protocol.AppendMsg(nil, []byte(shmCtlSubject), []byte(sid), nil, body), fds)
 }
 
 // eligible reports whether s may read rings: an shm subscription, no queue

@@ -377,63 +377,22 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 // readers knows whom to wake. A reader without a cursor on such a ring is
 // woken by nobody: it re-polls every 100 ms.
 func (r *Reader) Next(ctx context.Context) (Msg, error) {
-	spun, slept, flagged := 0, false, false
-	var stop func() bool
-	defer func() {
-		if stop != nil {
-			stop()
-		}
-		if flagged {
-			r.cur.sleeping().Store(0)
-		}
-	}()
 	for {
 		m, err := r.TryNext()
 		if err != ErrEmpty {
-			if err == nil && spun > 0 && !slept {
-				r.adapt(true)
-			}
 			return m, err
 		}
-		if err := ctx.Err(); err != nil {
+		if err := r.Wait(ctx); err != nil {
 			return Msg{}, err
-		}
-		if spun == 0 {
-			spun = 1
-			if r.spinWait() {
-				continue
-			}
-		}
-		f := r.sleepOn()
-		flagged = flagged || r.cur != nil
-		if u64(r.mem, OffWriteSeq).Load() > r.next || u32(r.mem, OffClosed).Load() != 0 {
-			continue
-		}
-		if !slept {
-			slept = true
-			r.adapt(false)
-			if ctx.Done() != nil {
-				// A cancelled ctx wakes every sleeper on this ring (the
-				// others see a spurious wake-up and sleep again).
-				stop = context.AfterFunc(ctx, func() { futexWake(r.futex) })
-			}
-		}
-		d := maxSleep
-		if dl, ok := ctx.Deadline(); ok {
-			if until := time.Until(dl); until < d {
-				d = until
-			}
-		}
-		if d > 0 {
-			futexWait(r.futex, f, d)
 		}
 	}
 }
 
-// Wait waits, like Next, until the reader has something to return (a
-// message past its position, or the ring closed) or ctx ends, without
-// reading anything: a caller that reads with TryNext elsewhere (or later)
-// uses it to sleep. It does not release a held view.
+// Wait waits until the reader has something to return (a message past its
+// position, or the ring closed) or ctx ends, without reading anything: a
+// short adaptive spin, then FUTEX_WAIT (see Next). Next is TryNext and
+// Wait in a loop; a caller that reads with TryNext elsewhere (or later)
+// uses Wait alone to sleep. It does not release a held view.
 func (r *Reader) Wait(ctx context.Context) error {
 	spun, slept, flagged := 0, false, false
 	var stop func() bool
@@ -472,6 +431,8 @@ func (r *Reader) Wait(ctx context.Context) error {
 			slept = true
 			r.adapt(false)
 			if ctx.Done() != nil {
+				// A cancelled ctx wakes every sleeper on this ring (the
+				// others see a spurious wake-up and sleep again).
 				stop = context.AfterFunc(ctx, func() { futexWake(r.futex) })
 			}
 		}
