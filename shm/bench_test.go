@@ -124,3 +124,43 @@ func BenchmarkPingPong16BCursor(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// BenchmarkStream16BCursor is a one-way stream between two goroutines: a
+// tracked writer with one blocking, cursor-attached reader that reads every
+// message with Next and Release. ns/op is the time per message.
+func BenchmarkStream16BCursor(b *testing.B) {
+	w, rs := openPair(b, 64, 64, 1)
+	c := cursorPair(b, "sb-bench")
+	if err := rs[0].AttachCursor(c.r); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.AddReader(1, c.w, true); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	done := make(chan uint64)
+	n := b.N
+	go func() {
+		var missed uint64
+		for range n {
+			m, err := rs[0].Next(ctx)
+			if err != nil {
+				break
+			}
+			missed += m.Missed
+			rs[0].Release()
+		}
+		done <- missed
+	}()
+	p := make([]byte, 16)
+	b.SetBytes(16)
+	b.ResetTimer()
+	for range n {
+		if err := w.Publish(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if missed := <-done; missed != 0 {
+		b.Fatalf("a blocking reader missed %d messages", missed)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 )
@@ -258,4 +259,36 @@ func ReadStats(mem []byte) (Stats, error) {
 func addr32(mem []byte, off int) *uint32 {
 	_ = mem[off : off+4] // bounds check without a (racy) plain read
 	return (*uint32)(unsafe.Pointer(&mem[off]))
+}
+
+// tso is true where the processor keeps stores in program order and loads
+// in program order (x86's total store order): there a plain store is a
+// release and a plain load an acquire, and only a store followed by a load
+// of another word needs a locked instruction.
+const tso = runtime.GOARCH == "amd64" || runtime.GOARCH == "386"
+
+// store64 stores v at off so that it becomes visible after every store the
+// caller made before (a release store). On TSO machines it is a plain MOV:
+// Go's atomic Store is an XCHG, a full barrier that stalls the writer until
+// it owns the cache line, which costs a cache-line round trip per message
+// when a reader polls that line. Elsewhere it is an atomic Store. It never
+// orders a later load after it: the writer's one full barrier per message
+// is the slot's "done" store (Writer.Commit).
+func store64(mem []byte, off int, v uint64) {
+	if tso {
+		_ = mem[off : off+8]
+		*(*uint64)(unsafe.Pointer(&mem[off])) = v
+		return
+	}
+	u64(mem, off).Store(v)
+}
+
+// store32 is store64 for a 32-bit word.
+func store32(mem []byte, off int, v uint32) {
+	if tso {
+		_ = mem[off : off+4]
+		*(*uint32)(unsafe.Pointer(&mem[off])) = v
+		return
+	}
+	u32(mem, off).Store(v)
 }

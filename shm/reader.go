@@ -76,7 +76,7 @@ const (
 
 // needFence reports whether plain loads may be reordered after a later
 // atomic load (everything but x86's TSO).
-const needFence = runtime.GOARCH != "amd64" && runtime.GOARCH != "386"
+const needFence = !tso
 
 // NewReader validates the ring header in mem and returns a reader
 // positioned at the current write sequence. mem is only ever read.
@@ -155,8 +155,9 @@ func (r *Reader) curPos() uint64 {
 // otherwise move the cursor's cache line to the reader and back to the
 // writer on every message. A stale position is a smaller one, so a writer
 // only ever waits too early, never overwrites what the reader still needs;
-// the reader publishes exactly whenever it runs out of messages
-// (syncPosNow), so an idle reader always reads as caught up.
+// the reader publishes exactly before it idles (Wait), when the ring is
+// closed, and when it moves back (Seek, Rewind), so an idle reader always
+// reads as caught up.
 func (r *Reader) syncPos() {
 	c := r.cur
 	if c == nil {
@@ -205,8 +206,13 @@ func (r *Reader) Rewind() {
 	r.Release()
 	w := u64(r.mem, OffWriteSeq).Load()
 	r.next = 0
-	if w > r.g.slots {
+	if w >= r.g.slots {
 		r.next = w - r.g.slots
+		if u64(r.mem, r.g.slotOff(w)+SlotOffSeq).Load() == 2*w+1 {
+			// Slot w-N is the writer's next, marked "writing" already
+			// (Writer.markAhead): the oldest message left is w-N+1.
+			r.next++
+		}
 	}
 	r.syncPosNow()
 }
@@ -265,9 +271,12 @@ func (r *Reader) intact() bool {
 // closed the ring and every message was read.
 func (r *Reader) TryNext() (Msg, error) {
 	m, err := r.tryNext()
-	if err != nil {
-		r.syncPosNow() // caught up (or stuck): say exactly where
+	if err != nil && err != ErrEmpty {
+		r.syncPosNow() // closed, or stuck on corruption: say exactly where
 	} else {
+		// Caught up (ErrEmpty) is published lazily too: a reader that
+		// polls in a loop would store its cursor at every message. Wait
+		// publishes exactly before it idles.
 		r.syncPos()
 	}
 	return m, err
@@ -298,57 +307,61 @@ func (r *Reader) tryNext() (Msg, error) {
 
 // poll does a bounded amount of work: at most pollAttempts slot checks,
 // each of which returns a message or advances the reader.
+//
+// It looks at the slot of the next sequence first: a slot that holds that
+// message ("done", 2s+2) is read without loading the ring header, and a
+// slot the writer is working on ("writing", 2s+1, which the writer also
+// stores ahead into the next free slot, see Writer.Commit) means nothing
+// new, again without the header. A reader that keeps up with a busy writer
+// thus touches only the slot's cache line per message; the write sequence,
+// on a line of its own that the writer stores every message, is loaded only
+// when the slot says something else (lapped, not reached yet, corrupt).
 func (r *Reader) poll() (m Msg, corrupt, ok bool) {
-	refreshed := false // knownWS was just loaded
 	for range pollAttempts {
-		// The write sequence is loaded only once the reader has caught up
-		// with the last one it saw: in a busy stream each load would pull
-		// the writer's cache line over. A stale value is safe: lapping
-		// since then shows in the slot's sequence word below.
-		w, fresh := r.knownWS, refreshed
-		refreshed = false
-		if w <= r.next {
-			w, fresh = u64(r.mem, OffWriteSeq).Load(), true
-			r.knownWS = w
-			if w <= r.next {
-				return Msg{}, corrupt, false
-			}
-		}
-		if w-r.next > r.g.slots {
-			// Lapped: land a quarter ring ahead of the oldest slot, not on
-			// it: the oldest is the one the writer fills next, and a slow
-			// reader landing there would mostly see torn messages.
-			r.skip(w-r.g.slots+lapMargin(r.g.slots)-r.next, false)
-		}
 		seq := r.next
 		off := r.g.slotOff(seq)
 		want := 2*seq + 2
 		s := u64(r.mem, off+SlotOffSeq).Load()
-		if s != want && !fresh {
-			// Decide with the current write sequence, not a stale one.
-			r.knownWS, refreshed = u64(r.mem, OffWriteSeq).Load(), true
-			if r.knownWS > r.next {
-				continue
-			}
+		if s == want-1 && r.knownWS <= seq {
+			// The writer is at seq. (A write sequence past seq seen
+			// earlier contradicts that: then ask the header below.)
 			return Msg{}, corrupt, false
 		}
 		if s != want {
-			if s > want {
-				// Overtaken between the two loads: the slot holds (or is
-				// being written with) a later message. Jump to the
-				// oldest message that may still be intact, +1 to stay
-				// clear of the slot the writer is working on, plus the
-				// lapping margin.
+			w := u64(r.mem, OffWriteSeq).Load()
+			r.knownWS = w
+			if w <= seq {
+				return Msg{}, corrupt, false
+			}
+			if w-seq > r.g.slots {
+				// Lapped: land a quarter ring ahead of the oldest slot, not
+				// on it: the oldest is the one the writer fills next, and a
+				// slow reader landing there would mostly see torn messages.
+				r.skip(w-r.g.slots+lapMargin(r.g.slots)-seq, false)
+				continue
+			}
+			// The writer stores the slot's "done" before the write
+			// sequence, so a slot loaded after w > seq holds seq or a
+			// later message, unless it is corrupt.
+			s = u64(r.mem, off+SlotOffSeq).Load()
+			switch {
+			case s == want:
+			case s > want:
+				// Overtaken: the slot holds (or is being written with) a
+				// later message. Jump to the oldest message that may still
+				// be intact, +1 to stay clear of the slot the writer is
+				// working on, plus the lapping margin.
 				target := seq + 1
 				if w2 := u64(r.mem, OffWriteSeq).Load(); w2+1 > r.g.slots && w2+1-r.g.slots+lapMargin(r.g.slots) > target {
 					target = w2 + 1 - r.g.slots + lapMargin(r.g.slots)
 				}
 				r.skip(target-seq, false)
 				continue
+			default:
+				corrupt = true
+				r.skip(1, true)
+				continue
 			}
-			corrupt = true
-			r.skip(1, true)
-			continue
 		}
 		n := uint64(u32(r.mem, off+SlotOffLen).Load())
 		if n > r.g.size {
@@ -365,6 +378,26 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 		return m, corrupt, true
 	}
 	return Msg{}, corrupt, false
+}
+
+// ready reports whether the reader has something to return (or the ring is
+// closed), with the same slot-first order of loads as poll.
+func (r *Reader) ready() bool {
+	if u32(r.mem, OffClosed).Load() != 0 {
+		return true
+	}
+	seq := r.next
+	s := u64(r.mem, r.g.slotOff(seq)+SlotOffSeq).Load()
+	if s == 2*seq+2 {
+		return true
+	}
+	if s == 2*seq+1 {
+		// The writer is at seq. A writer that leaves a slot marked while
+		// it publishes on (hostile, or an abandoned loan) is waited on
+		// like an idle one: its readers sleep, they do not spin.
+		return false
+	}
+	return u64(r.mem, OffWriteSeq).Load() > seq
 }
 
 // Next returns the next message, waiting for one if necessary: a short
@@ -404,9 +437,8 @@ func (r *Reader) Wait(ctx context.Context) error {
 			r.cur.sleeping().Store(0)
 		}
 	}()
-	ws, closed := u64(r.mem, OffWriteSeq), u32(r.mem, OffClosed)
 	for {
-		if ws.Load() > r.next || closed.Load() != 0 {
+		if r.ready() {
 			if spun > 0 && !slept {
 				r.adapt(true)
 			}
@@ -424,7 +456,7 @@ func (r *Reader) Wait(ctx context.Context) error {
 		}
 		f := r.sleepOn()
 		flagged = flagged || r.cur != nil
-		if ws.Load() > r.next || closed.Load() != 0 {
+		if r.ready() {
 			continue
 		}
 		if !slept {
@@ -480,13 +512,12 @@ func (r *Reader) SetSpin(on bool) { r.noSpin = !on }
 // spinWait polls the write sequence for up to r.spin and reports whether
 // something changed (a message, or the ring closing).
 func (r *Reader) spinWait() bool {
-	ws, closed := u64(r.mem, OffWriteSeq), u32(r.mem, OffClosed)
 	if r.noSpin {
 		return false
 	}
 	deadline := time.Now().Add(r.spin)
 	for i := 1; ; i++ {
-		if ws.Load() > r.next || closed.Load() != 0 {
+		if r.ready() {
 			return true
 		}
 		if i%spinYield == 0 {

@@ -20,6 +20,7 @@ type Writer struct {
 	bytes    uint64
 	loaned   bool
 	loanSize uint64
+	marked   uint64 // seq+1 when Commit marked slot seq "writing" ahead; 0 if not
 	futex    *uint32
 
 	// Tracked readers (track.go). readers is nil until the writer is
@@ -84,15 +85,17 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	}
 	off := w.g.slotOff(w.seq)
 	if !w.loaned {
-		if s := w.readers.Load(); s != nil && s.nblock > 0 && (s != w.safeFor || w.seq >= w.safeUntil) {
-			if err := w.awaitReaders(ctx); err != nil {
-				return nil, err
+		if w.marked != w.seq+1 {
+			if w.mustAwait() {
+				if err := w.awaitReaders(ctx); err != nil {
+					return nil, err
+				}
 			}
+			// Swap, not Store: a read-modify-write keeps the payload
+			// stores that follow from becoming visible before "writing"
+			// on weakly ordered machines.
+			u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
 		}
-		// Swap, not Store: a read-modify-write keeps the payload stores
-		// that follow from becoming visible before "writing" on weakly
-		// ordered machines.
-		u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
 		w.loaned = true
 	}
 	w.loanSize = uint64(n)
@@ -111,16 +114,53 @@ func (w *Writer) Commit(n int) error {
 		return fmt.Errorf("%w: send %d bytes of a %d-byte loan", ErrTooLarge, n, w.loanSize)
 	}
 	off := w.g.slotOff(w.seq)
-	u32(w.mem, off+SlotOffLen).Store(uint32(n))
+	store32(w.mem, off+SlotOffLen, uint32(n))
+	// The one full barrier per message: "done" is visible after the
+	// payload and the length, and before Wake loads the readers' sleeping
+	// flags (the Dekker argument at Wake).
 	u64(w.mem, off+SlotOffSeq).Store(2*w.seq + 2)
 	w.seq++
 	w.loaned = false
-	u64(w.mem, OffWriteSeq).Store(w.seq)
+	store64(w.mem, OffWriteSeq, w.seq)
 	w.msgs++
 	w.bytes += uint64(n)
-	u64(w.mem, OffMessages).Store(w.msgs)
-	u64(w.mem, OffBytes).Store(w.bytes)
+	store64(w.mem, OffMessages, w.msgs)
+	store64(w.mem, OffBytes, w.bytes)
+	w.markAhead()
 	return nil
+}
+
+// markAheadSlots is the smallest ring whose writer marks slots ahead.
+const markAheadSlots = 8
+
+// mustAwait reports whether a blocking reader may still need the message
+// that loaning slot w.seq overwrites (w.seq - N).
+func (w *Writer) mustAwait() bool {
+	s := w.readers.Load()
+	return s != nil && s.nblock > 0 && (s != w.safeFor || w.seq >= w.safeUntil)
+}
+
+// markAhead marks the next slot "writing" now, unless a blocking reader
+// may still need the message it holds (then Loan marks it, after waiting).
+// A reader that keeps up polls exactly that slot: marking it at Loan would
+// take the cache line from under the reader while it polls (and, on x86,
+// stall the writer for it); marked here, the slot's line moves to the
+// reader once per message. The cost: a reader lagging by exactly N loses
+// the oldest message one Commit earlier, which rings of fewer than
+// markAheadSlots slots (large messages, where one cache line is no matter)
+// are spared.
+func (w *Writer) markAhead() {
+	if w.g.slots < markAheadSlots || w.mustAwait() {
+		w.marked = 0
+		return
+	}
+	off := w.g.slotOff(w.seq) + SlotOffSeq
+	if tso {
+		store64(w.mem, off, 2*w.seq+1)
+	} else {
+		u64(w.mem, off).Swap(2*w.seq + 1)
+	}
+	w.marked = w.seq + 1
 }
 
 // Send publishes the first n bytes of the loaned slot and wakes sleeping
