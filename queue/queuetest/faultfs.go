@@ -1,0 +1,417 @@
+package queuetest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+
+	"switchboard/queue/journal"
+)
+
+// FaultFS is an in-memory journal.FS that models durability and injects
+// faults; see the package documentation. The zero value is not usable:
+// call New. Its methods are safe for concurrent use.
+type FaultFS struct {
+	mu      sync.Mutex
+	files   map[string]*inode // what a reader sees: path -> file
+	durable map[string]*inode // entries that survive a crash
+	pending []dirOp           // directory operations not yet synced
+	dirs    map[string]bool
+	locks   map[string]bool
+	calls   map[Op]int
+	faults  []Fault
+	hook    func(op Op, name string, n int) error
+}
+
+// inode is a file's content.
+type inode struct {
+	data   []byte // volatile
+	synced []byte // durable
+}
+
+type dirKind int
+
+const (
+	opCreate dirKind = iota
+	opRemove
+	opRename
+)
+
+// dirOp is a directory change waiting for a SyncDir.
+type dirOp struct {
+	kind    dirKind
+	dir     string
+	name    string // created or removed entry, or rename source
+	newName string // rename target
+	ino     *inode
+}
+
+var _ journal.FS = (*FaultFS)(nil)
+
+// New returns an empty FaultFS whose only directory is the root "/" (and
+// ".").
+func New() *FaultFS {
+	return &FaultFS{
+		files:   map[string]*inode{},
+		durable: map[string]*inode{},
+		dirs:    map[string]bool{"/": true, ".": true},
+		locks:   map[string]bool{},
+		calls:   map[Op]int{},
+	}
+}
+
+func clean(name string) string { return filepath.Clean(name) }
+
+func pathErr(op, name string, err error) error { return &fs.PathError{Op: op, Path: name, Err: err} }
+
+// OpenFile opens or creates a file (OpCreate with O_CREATE, else OpOpen).
+func (f *FaultFS) OpenFile(name string, flag int, perm fs.FileMode) (journal.File, error) {
+	name = clean(name)
+	op := OpOpen
+	if flag&os.O_CREATE != 0 {
+		op = OpCreate
+	}
+	if err := f.begin(op, name); err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.dirs[filepath.Dir(name)] {
+		return nil, pathErr("open", name, syscall.ENOENT)
+	}
+	if f.dirs[name] {
+		return nil, pathErr("open", name, syscall.EISDIR)
+	}
+	ino, ok := f.files[name]
+	switch {
+	case ok && flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
+		return nil, pathErr("open", name, syscall.EEXIST)
+	case !ok && flag&os.O_CREATE == 0:
+		return nil, pathErr("open", name, syscall.ENOENT)
+	case !ok:
+		ino = &inode{}
+		f.files[name] = ino
+		f.pending = append(f.pending, dirOp{kind: opCreate, dir: filepath.Dir(name), name: name, ino: ino})
+	}
+	writable := flag&(os.O_WRONLY|os.O_RDWR) != 0
+	if flag&os.O_TRUNC != 0 && writable {
+		ino.data = ino.data[:0:0]
+	}
+	return &file{fs: f, ino: ino, name: name, write: writable, read: flag&os.O_WRONLY == 0}, nil
+}
+
+// ReadDir returns the sorted names in dir (files and directories).
+func (f *FaultFS) ReadDir(dir string) ([]string, error) {
+	dir = clean(dir)
+	if err := f.begin(OpReadDir, dir); err != nil {
+		return nil, pathErr("readdir", dir, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.dirs[dir] {
+		return nil, pathErr("readdir", dir, syscall.ENOENT)
+	}
+	var names []string
+	for p := range f.files {
+		if filepath.Dir(p) == dir {
+			names = append(names, filepath.Base(p))
+		}
+	}
+	for p := range f.dirs {
+		if p != dir && filepath.Dir(p) == dir {
+			names = append(names, filepath.Base(p))
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Remove removes a file; open handles keep working.
+func (f *FaultFS) Remove(name string) error {
+	name = clean(name)
+	if err := f.begin(OpRemove, name); err != nil {
+		return pathErr("remove", name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.files[name]; !ok {
+		return pathErr("remove", name, syscall.ENOENT)
+	}
+	delete(f.files, name)
+	f.pending = append(f.pending, dirOp{kind: opRemove, dir: filepath.Dir(name), name: name})
+	return nil
+}
+
+// Rename renames a file within its directory, replacing newname.
+func (f *FaultFS) Rename(oldname, newname string) error {
+	oldname, newname = clean(oldname), clean(newname)
+	if err := f.begin(OpRename, oldname); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino, ok := f.files[oldname]
+	switch {
+	case !ok:
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: syscall.ENOENT}
+	case filepath.Dir(oldname) != filepath.Dir(newname):
+		return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: syscall.EXDEV}
+	case oldname == newname:
+		return nil
+	}
+	delete(f.files, oldname)
+	f.files[newname] = ino
+	f.pending = append(f.pending, dirOp{kind: opRename, dir: filepath.Dir(oldname), name: oldname, newName: newname, ino: ino})
+	return nil
+}
+
+// MkdirAll creates a directory and its parents, durably at once.
+func (f *FaultFS) MkdirAll(dir string, perm fs.FileMode) error {
+	dir = clean(dir)
+	if err := f.begin(OpMkdir, dir); err != nil {
+		return pathErr("mkdir", dir, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for d := dir; !f.dirs[d]; d = filepath.Dir(d) {
+		if _, ok := f.files[d]; ok {
+			return pathErr("mkdir", d, syscall.ENOTDIR)
+		}
+		f.dirs[d] = true
+	}
+	return nil
+}
+
+// SyncDir makes the pending entries of dir durable.
+func (f *FaultFS) SyncDir(dir string) error {
+	dir = clean(dir)
+	if err := f.begin(OpSyncDir, dir); err != nil {
+		return pathErr("sync", dir, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.dirs[dir] {
+		return pathErr("sync", dir, syscall.ENOENT)
+	}
+	rest := f.pending[:0]
+	for _, op := range f.pending {
+		if op.dir == dir {
+			op.apply(f.durable)
+		} else {
+			rest = append(rest, op)
+		}
+	}
+	clear(f.pending[len(rest):])
+	f.pending = rest
+	return nil
+}
+
+// apply replays a directory operation on a namespace.
+func (op dirOp) apply(ns map[string]*inode) {
+	switch op.kind {
+	case opCreate:
+		ns[op.name] = op.ino
+	case opRemove:
+		delete(ns, op.name)
+	case opRename:
+		delete(ns, op.name)
+		ns[op.newName] = op.ino
+	}
+}
+
+// Lock takes an exclusive lock on name (no file is created); a second
+// Lock of the same name fails with an error wrapping journal.ErrLocked
+// until the first is closed. A crash releases every lock.
+func (f *FaultFS) Lock(name string) (io.Closer, error) {
+	name = clean(name)
+	if err := f.begin(OpLock, name); err != nil {
+		return nil, pathErr("lock", name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.locks[name] {
+		return nil, fmt.Errorf("lock %s: %w", name, journal.ErrLocked)
+	}
+	f.locks[name] = true
+	return &lock{fs: f, name: name}, nil
+}
+
+type lock struct {
+	fs   *FaultFS
+	name string
+	once sync.Once
+}
+
+func (l *lock) Close() error {
+	l.once.Do(func() {
+		l.fs.mu.Lock()
+		delete(l.fs.locks, l.name)
+		l.fs.mu.Unlock()
+	})
+	return nil
+}
+
+// ReadFile returns a copy of a file's current (volatile) content.
+func (f *FaultFS) ReadFile(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ino, ok := f.files[clean(name)]
+	if !ok {
+		return nil, pathErr("read", name, syscall.ENOENT)
+	}
+	return bytes.Clone(ino.data), nil
+}
+
+// WriteFile sets a file's content, durably, directory entry included,
+// creating its directory; it is not counted and never fails, for tests
+// that prepare a file system.
+func (f *FaultFS) WriteFile(name string, data []byte) {
+	name = clean(name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for d := filepath.Dir(name); !f.dirs[d]; d = filepath.Dir(d) {
+		f.dirs[d] = true
+	}
+	ino := &inode{data: bytes.Clone(data), synced: bytes.Clone(data)}
+	f.files[name] = ino
+	f.durable[name] = ino
+}
+
+// file is an open FaultFS file.
+type file struct {
+	fs          *FaultFS
+	ino         *inode
+	name        string
+	read, write bool
+	closed      bool
+}
+
+func (fl *file) check(op string, write bool) error {
+	if fl.closed {
+		return pathErr(op, fl.name, os.ErrClosed)
+	}
+	if write && !fl.write || !write && !fl.read {
+		return pathErr(op, fl.name, syscall.EBADF)
+	}
+	return nil
+}
+
+// ReadAt reads from the volatile content (OpRead).
+func (fl *file) ReadAt(p []byte, off int64) (int, error) {
+	if err := fl.fs.begin(OpRead, fl.name); err != nil {
+		return 0, pathErr("read", fl.name, err)
+	}
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if err := fl.check("read", false); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, pathErr("read", fl.name, syscall.EINVAL)
+	}
+	if off >= int64(len(fl.ino.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, fl.ino.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// WriteAt writes to the volatile content (OpWrite), extending the file
+// with zeros if off is past its end.
+func (fl *file) WriteAt(p []byte, off int64) (int, error) {
+	short := false
+	if err := fl.fs.beginWrite(fl.name, &short); err != nil && !short {
+		return 0, pathErr("write", fl.name, err)
+	} else if err != nil {
+		// A short write: half the bytes land, then the error.
+		n, _ := fl.writeAt(p[:len(p)/2], off)
+		return n, pathErr("write", fl.name, err)
+	}
+	return fl.writeAt(p, off)
+}
+
+func (fl *file) writeAt(p []byte, off int64) (int, error) {
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if err := fl.check("write", true); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, pathErr("write", fl.name, syscall.EINVAL)
+	}
+	if end := off + int64(len(p)); end > int64(len(fl.ino.data)) {
+		fl.ino.data = append(fl.ino.data, make([]byte, end-int64(len(fl.ino.data)))...)
+	}
+	copy(fl.ino.data[off:], p)
+	return len(p), nil
+}
+
+// Sync makes the content durable (OpSync); a failed Sync persists
+// nothing.
+func (fl *file) Sync() error {
+	if err := fl.fs.begin(OpSync, fl.name); err != nil {
+		return pathErr("sync", fl.name, err)
+	}
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if fl.closed {
+		return pathErr("sync", fl.name, os.ErrClosed)
+	}
+	fl.ino.synced = bytes.Clone(fl.ino.data)
+	return nil
+}
+
+// Truncate changes the volatile size (OpTruncate).
+func (fl *file) Truncate(size int64) error {
+	if err := fl.fs.begin(OpTruncate, fl.name); err != nil {
+		return pathErr("truncate", fl.name, err)
+	}
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if err := fl.check("truncate", true); err != nil {
+		return err
+	}
+	if size < 0 {
+		return pathErr("truncate", fl.name, syscall.EINVAL)
+	}
+	if size <= int64(len(fl.ino.data)) {
+		fl.ino.data = slices.Clone(fl.ino.data[:size])
+	} else {
+		fl.ino.data = append(fl.ino.data, make([]byte, size-int64(len(fl.ino.data)))...)
+	}
+	return nil
+}
+
+// Size returns the volatile size (not counted, never fails but closed).
+func (fl *file) Size() (int64, error) {
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if fl.closed {
+		return 0, pathErr("stat", fl.name, os.ErrClosed)
+	}
+	return int64(len(fl.ino.data)), nil
+}
+
+// Close closes the handle (OpClose); the content stays as it is.
+func (fl *file) Close() error {
+	err := fl.fs.begin(OpClose, fl.name)
+	fl.fs.mu.Lock()
+	defer fl.fs.mu.Unlock()
+	if fl.closed {
+		return pathErr("close", fl.name, os.ErrClosed)
+	}
+	fl.closed = true
+	if err != nil {
+		return pathErr("close", fl.name, err)
+	}
+	return nil
+}
