@@ -35,7 +35,9 @@ func mustOpen(t fataler, dir string, opts journal.Options) (*journal.Journal, *j
 	return j, rec
 }
 
-func payload(i int) []byte { return []byte(fmt.Sprintf("record %d %s", i, bytes.Repeat([]byte{byte(i)}, i%37))) }
+func payload(i int) []byte {
+	return []byte(fmt.Sprintf("record %d %s", i, bytes.Repeat([]byte{byte(i)}, i%37)))
+}
 
 func TestAppendReadScanReopen(t *testing.T) {
 	for _, fsName := range []string{"os", "fault"} {
