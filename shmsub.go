@@ -36,6 +36,7 @@ type subRing struct {
 	direct bool // read by NextMsg (kindSync)
 	fc     shm.FrameCache
 	okSubj string // the last subject that passed the checks
+	view   View   // what NextView returns for this ring; r.mu held until Release
 }
 
 // frame parses and checks the frame in a view of r. Called with r.mu held.
@@ -99,7 +100,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 		return nil
 	}
 	s.rings = append(s.rings, r)
-	s.nrings.Store(int32(len(s.rings)))
+	s.ringsChangedLocked()
 	s.mu.Unlock()
 	if r.direct {
 		s.wake() // a NextMsg asleep now has a ring to watch
@@ -188,9 +189,7 @@ func (c *Conn) dropRingLocked(s *Subscription, r *subRing) {
 // SubscribeSync subscription into its queue; it reports whether it found
 // any. Rings another caller is reading are skipped.
 func (s *Subscription) pollRings() bool {
-	s.mu.Lock()
-	rings := s.rings
-	s.mu.Unlock()
+	rings := s.ringList()
 	found := false
 	for _, r := range rings {
 		if !r.mu.TryLock() {
@@ -255,6 +254,7 @@ func (s *Subscription) missed(n uint64) {
 	s.slow = true
 	if report && s.kind == kindSync {
 		s.slowNext = true
+		s.note()
 	}
 	s.mu.Unlock()
 	if report {
@@ -268,7 +268,7 @@ func (s *Subscription) dropRing(r *subRing) {
 	for i, o := range s.rings {
 		if o == r {
 			s.rings = append(s.rings[:i:i], s.rings[i+1:]...)
-			s.nrings.Store(int32(len(s.rings)))
+			s.ringsChangedLocked()
 			return
 		}
 	}
@@ -292,6 +292,16 @@ func (s *Subscription) shmDetachAll() {
 	}
 }
 
+// ringsChangedLocked publishes a change of s.rings to the readers that do
+// not take s.mu; called with s.mu held. s.rings is never modified in
+// place (append to a full-capacity slice, or a copy), so the snapshot stays
+// valid.
+func (s *Subscription) ringsChangedLocked() {
+	snap := s.rings
+	s.ringSnap.Store(&snap)
+	s.nrings.Store(int32(len(snap)))
+}
+
 // ringSpinners counts the goroutines of this process spinning on rings
 // (or about to); at most maxRingSpinners spin at once, the others sleep
 // at once (futex). On 2 CPUs ten subscriptions spinning would starve the
@@ -311,3 +321,11 @@ func acquireSpin() bool {
 }
 
 func releaseSpin() { ringSpinners.Add(-1) }
+
+// ringList returns the rings s reads, without taking s.mu.
+func (s *Subscription) ringList() []*subRing {
+	if p := s.ringSnap.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -118,10 +118,7 @@ func (s *Subscription) spareView() *View {
 // pollView takes the next message of the first ring that has one, as a
 // view holding that ring, or returns nil.
 func (s *Subscription) pollView() *View {
-	s.mu.Lock()
-	rings := s.rings
-	s.mu.Unlock()
-	for _, r := range rings {
+	for _, r := range s.ringList() {
 		if !r.mu.TryLock() {
 			continue
 		}
@@ -164,7 +161,9 @@ func (s *Subscription) viewOf(r *subRing, m shm.Msg) (*View, bool) {
 	if !ok {
 		return nil, false
 	}
-	v := s.spareView()
+	// r.mu is held from here until Release, so r's own View is free: the
+	// one it lent before was released.
+	v := &r.view
 	*v = View{Subject: f.Subject, Reply: f.Reply, Data: f.Data(), Sub: s, ring: r}
 	if f.HdrLen > 0 {
 		h, err := protocol.ParseHeader(f.Header())

@@ -53,13 +53,19 @@ type Subscription struct {
 	base       int64 // received when the current SUB was sent (the hub counts from there)
 	max        int64 // AutoUnsubscribe count; 0 = none
 	dropped    int
-	slow       bool         // in a slow-consumer episode (reported once)
-	slowNext   bool         // NextMsg owes the caller ErrSlowConsumer
-	closed     bool         // unsubscribed or Conn closed: deliver nothing more
-	finishing  bool         // drained or count reached: deliver what is queued, then stop
-	rings      []*subRing   // shared-memory rings it reads (shmsub.go)
-	nrings     atomic.Int32 // len(rings), read without mu
-	lastView   *View        // reused by NextView once released
+	slow       bool                       // in a slow-consumer episode (reported once)
+	slowNext   bool                       // NextMsg owes the caller ErrSlowConsumer
+	closed     bool                       // unsubscribed or Conn closed: deliver nothing more
+	finishing  bool                       // drained or count reached: deliver what is queued, then stop
+	rings      []*subRing                 // shared-memory rings it reads (shmsub.go)
+	nrings     atomic.Int32               // len(rings), read without mu
+	ringSnap   atomic.Pointer[[]*subRing] // a copy of rings, read without mu
+	// attn says that popQueued has something to do (a queued message,
+	// slowNext, closed or finishing); stored under mu by note, loaded
+	// without it, so that NextView on a ring-only subscription takes no
+	// lock per message to find the queue empty.
+	attn     atomic.Bool
+	lastView *View // reused by NextView once released
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -168,6 +174,7 @@ func (s *Subscription) deliver(m *Msg) (last bool) {
 			s.q = append(s.q, m)
 			s.pendBytes += m.size
 			accepted = true
+			s.note()
 		}
 	}
 	report := false
@@ -179,6 +186,7 @@ func (s *Subscription) deliver(m *Msg) (last bool) {
 		s.slow = true
 		if report && s.kind == kindSync {
 			s.slowNext = true
+			s.note()
 		}
 	}
 	s.mu.Unlock()
@@ -214,7 +222,16 @@ func (s *Subscription) pop() *Msg {
 		clear(s.q[n:])
 		s.q, s.head = s.q[:n], 0
 	}
+	s.note()
 	return m
+}
+
+// note updates attn after a change to the queue or the flags popQueued
+// looks at; called with mu held.
+func (s *Subscription) note() {
+	if a := s.head < len(s.q) || s.slowNext || s.closed || s.finishing; a != s.attn.Load() {
+		s.attn.Store(a)
+	}
 }
 
 // deliverLoop is the goroutine of a callback subscription.
@@ -244,6 +261,7 @@ func (s *Subscription) shut() {
 	s.closed = true
 	clear(s.q)
 	s.q, s.head, s.pendBytes = nil, 0, 0
+	s.note()
 	s.mu.Unlock()
 	s.shmDetachAll()
 	s.wake()
@@ -254,6 +272,7 @@ func (s *Subscription) shut() {
 func (s *Subscription) finish() {
 	s.mu.Lock()
 	s.finishing = true
+	s.note()
 	s.mu.Unlock()
 	s.shmDetachAll()
 	s.wake()
@@ -410,9 +429,19 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 // once after drops, the end of the subscription, ctx's error), or neither
 // when the caller must wait. what prefixes a ctx error.
 func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error) {
+	if !s.attn.Load() {
+		// Nothing queued and no news: the common case of a subscription
+		// whose messages come through rings. Whatever is queued after
+		// this load also kicks s.kick, which the caller waits on.
+		if err := ctx.Err(); err != nil {
+			return nil, ctxError(what, err)
+		}
+		return nil, nil
+	}
 	s.mu.Lock()
 	if s.slowNext {
 		s.slowNext = false
+		s.note()
 		s.mu.Unlock()
 		return nil, ErrSlowConsumer
 	}
