@@ -1,0 +1,569 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"switchboard/queue/journal"
+)
+
+// PubAck is what a publisher gets once its message is durable.
+type PubAck struct {
+	Queue     string `json:"queue"`
+	Seq       uint64 `json:"seq"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// Delivery is a message handed to a consumer. Its slices are valid only
+// during the Sender call that receives it.
+type Delivery struct {
+	Queue    string
+	Consumer string
+	Seq      uint64 // the message's sequence in the queue
+	ID       uint64 // this delivery's id: an ack must name it
+	Count    uint32 // 1 for the first delivery, 2 for the first redelivery...
+	Subject  string // the subject it was published to
+	At       time.Time
+	Header   []byte // the NATS header block it was published with, or empty
+	Data     []byte
+}
+
+// Sender carries what a queue sends: deliveries, acknowledgements and
+// status replies. The hub implements it; each of a queue's goroutines gets
+// its own (Options.NewSender), used by that goroutine alone.
+type Sender interface {
+	// Deliver sends d to the subject to.
+	Deliver(to string, d *Delivery)
+	// Reply sends v, JSON-encoded, to the subject to.
+	Reply(to string, v any)
+	// Status sends a header-only status message ("NATS/1.0 408 Request
+	// Timeout") to the subject to.
+	Status(to string, code int, text string)
+	// Flush writes out what the calls before it queued.
+	Flush()
+}
+
+// entry is a stored message in memory: 24 bytes. The payload stays in
+// the journal until it is delivered.
+type entry struct {
+	seq  uint64
+	at   int64 // Unix nanoseconds
+	size uint32
+	gone bool // removed: acknowledged (Work), dead, or below the floor
+}
+
+// dedupEntry remembers a Msg-Id.
+type dedupEntry struct {
+	seq     uint64
+	at      int64
+	durable bool
+	waiters []func(PubAck, error) // duplicates published before the original was durable
+}
+
+// Queue is one durable queue: its journal, the messages it holds, its
+// consumers and their deliveries.
+//
+// Concurrency: every method is safe for concurrent use. mu guards the
+// state; the journal's committer runs the publish callbacks, which take
+// mu; the queue's loop goroutine (loop.go) runs timers, dispatch and
+// sends. Lock order: Manager.mu, then Queue.mu, then outMu. Nothing that
+// can block on the journal runs under mu.
+type Queue struct {
+	m      *Manager
+	name   string
+	dir    string
+	j      *journal.Journal
+	log    *slog.Logger
+	recov  *journal.Recovery
+	stop   chan struct{}
+	done   chan struct{}
+	kickCh chan struct{}
+
+	mu        sync.Mutex
+	cfg       Config
+	entries   []entry // live messages by sequence; entries[head:] are in use
+	head      int
+	count     int64 // messages not gone
+	bytes     int64 // their sizes
+	dedup     map[string]*dedupEntry
+	dedupFIFO []string // Msg-Ids in publish order, for expiry
+	delayed   map[uint64]int64
+	groups    map[string]*group
+	consumers map[string]*consumer
+	pulls     []*pull
+	timers    deadlineHeap
+	nextID    uint64 // next delivery id
+	failed    error
+	badRecs   int
+	floorSeq  uint64 // the last floor written
+	removedTo uint64 // RemoveBefore last asked for this
+	deads     []*deadJob // for the loop to move to the dead-letter queue
+	deadDone  []*deadJob // stored in the dead-letter queue: to record as finished
+
+	outMu sync.Mutex
+	out   []outMsg // replies queued by publish callbacks, sent by the loop
+}
+
+// outMsg is a reply the loop sends.
+type outMsg struct {
+	to   string
+	v    any
+	code int // status code for a Status reply; 0: Reply(v)
+	text string
+}
+
+// openQueue opens (or creates) the queue in dir with configuration cfg
+// (validated) and replays its journal.
+func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
+	mode, _ := cfg.syncMode()
+	log := m.log.With("queue", cfg.Name)
+	j, rec, err := journal.Open(dir+"/log", journal.Options{
+		FS: m.opts.FS, SegmentSize: m.opts.SegmentSize, Sync: mode, Logger: log,
+		MaxRecord: cfg.MaxMsgSize + 2*maxSubjectLen + msgFixed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue %s: %w", cfg.Name, err)
+	}
+	q := &Queue{
+		m: m, name: cfg.Name, dir: dir, j: j, log: log, recov: rec, cfg: cfg,
+		stop: make(chan struct{}), done: make(chan struct{}), kickCh: make(chan struct{}, 1),
+		dedup: map[string]*dedupEntry{}, delayed: map[uint64]int64{},
+		groups: map[string]*group{}, consumers: map[string]*consumer{},
+		nextID: uint64(time.Now().UnixNano()),
+	}
+	q.setConsumersLocked(cfg.Consumers)
+	if err := q.replay(); err != nil {
+		j.Close()
+		return nil, fmt.Errorf("open queue %s: %w", cfg.Name, err)
+	}
+	go q.loop()
+	return q, nil
+}
+
+// replay rebuilds the state from the journal.
+func (q *Queue) replay() error {
+	now := time.Now().UnixNano()
+	for _, g := range q.groups {
+		g.next, g.floor = q.j.First(), q.j.First()
+	}
+	err := q.j.Scan(q.j.First(), func(index uint64, b []byte) error {
+		r, err := decodeRecord(b)
+		if err != nil {
+			q.badRecs++
+			q.log.Warn("queue: skipping a record that does not decode", "index", index, "err", err)
+			return nil
+		}
+		switch r.Type {
+		case recMsg:
+			q.addEntry(index, &r.Msg, now, true)
+		case recAck:
+			q.finish(q.groupFor(r.Group), index, r.Seq, r.Kind, false)
+		case recDelivered:
+			g := q.groupFor(r.Group)
+			if q.live(r.Seq) && !g.finished(r.Seq) {
+				g.counts[r.Seq] = max(g.counts[r.Seq], r.Count)
+			}
+		case recFloor:
+			q.applyFloor(r.Seq)
+			q.floorSeq = max(q.floorSeq, r.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	first := q.firstLive()
+	for _, g := range q.groups {
+		g.next = first
+		if g.floor < first {
+			g.dropBelow(first)
+		}
+	}
+	return nil
+}
+
+// addEntry records a durable message at seq; called with mu held (or
+// during replay, which also rebuilds the dedup table). It reads only the
+// lengths of m's slices: after Publish returns they belong to the caller.
+func (q *Queue) addEntry(seq uint64, m *msgRecord, now int64, replay bool) {
+	size := len(m.Header) + len(m.Data)
+	q.entries = append(q.entries, entry{seq: seq, at: m.At, size: uint32(size)})
+	q.count++
+	q.bytes += int64(size)
+	if m.NotBefore > now {
+		q.delayed[seq] = m.NotBefore
+	}
+	if replay && m.MsgID != "" && q.cfg.DedupWindow > 0 && now-m.At < int64(q.cfg.DedupWindow) {
+		if _, ok := q.dedup[m.MsgID]; !ok {
+			q.dedupFIFO = append(q.dedupFIFO, m.MsgID)
+		}
+		q.dedup[m.MsgID] = &dedupEntry{seq: seq, at: m.At, durable: true}
+	}
+}
+
+// find returns the index in q.entries of the message seq, or -1.
+func (q *Queue) find(seq uint64) int {
+	e := q.entries[q.head:]
+	i := sort.Search(len(e), func(i int) bool { return e[i].seq >= seq })
+	if i < len(e) && e[i].seq == seq {
+		return q.head + i
+	}
+	return -1
+}
+
+// live reports whether seq is a message the queue still holds.
+func (q *Queue) live(seq uint64) bool {
+	i := q.find(seq)
+	return i >= 0 && !q.entries[i].gone
+}
+
+// firstLive returns the sequence of the oldest message held, or the next
+// sequence the journal will give when there is none.
+func (q *Queue) firstLive() uint64 {
+	q.trimHead()
+	if q.head < len(q.entries) {
+		return q.entries[q.head].seq
+	}
+	return q.j.Last() + 1
+}
+
+// remove marks the entry at index i gone.
+func (q *Queue) remove(i int) {
+	e := &q.entries[i]
+	if e.gone {
+		return
+	}
+	e.gone = true
+	q.count--
+	q.bytes -= int64(e.size)
+	delete(q.delayed, e.seq)
+}
+
+// trimHead drops gone entries from the front, and compacts the slice when
+// the dropped part is large.
+func (q *Queue) trimHead() {
+	for q.head < len(q.entries) && q.entries[q.head].gone {
+		q.head++
+	}
+	if q.head > 1024 && q.head*2 > len(q.entries) {
+		n := copy(q.entries, q.entries[q.head:])
+		q.entries = q.entries[:n]
+		q.head = 0
+	}
+}
+
+// applyFloor removes every message below seq.
+func (q *Queue) applyFloor(seq uint64) {
+	for i := q.head; i < len(q.entries) && q.entries[i].seq < seq; i++ {
+		q.remove(i)
+	}
+	q.trimHead()
+	for _, g := range q.groups {
+		g.dropBelow(seq)
+	}
+}
+
+// Name returns the queue's name.
+func (q *Queue) Name() string { return q.name }
+
+// Config returns the queue's configuration.
+func (q *Queue) Config() Config {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cfg
+}
+
+// Publish stores a message published on subj. done is called once, on the
+// journal's committer goroutine (or at once for an error found before the
+// message is appended), with the sequence the message got and a nil error
+// only after it is durable as the queue's Sync mode defines; it must be
+// quick. A Msg-Id seen within the dedup window is not stored again: done
+// gets the first message's sequence with Duplicate set, after that message
+// is durable. notBefore, if not zero, delays delivery until then.
+func (q *Queue) Publish(ctx context.Context, subj string, hdr, data []byte, msgID string, notBefore time.Time, done func(PubAck, error)) {
+	m := msgRecord{At: time.Now().UnixNano(), Subject: subj, MsgID: msgID, Header: hdr, Data: data}
+	if !notBefore.IsZero() {
+		m.NotBefore = notBefore.UnixNano()
+	}
+	if err := q.admit(&m, done); err != nil {
+		if err != errDuplicate {
+			done(PubAck{Queue: q.name}, err)
+		}
+		return
+	}
+	buf := getBuf(msgSize(&m))
+	rec := appendMsg((*buf)[:0], &m)
+	_, err := q.j.Append(ctx, rec, func(seq uint64, err error) { q.stored(seq, &m, err, done) })
+	putBuf(buf, rec)
+	if err != nil {
+		q.unadmit(&m)
+		done(PubAck{Queue: q.name}, q.storageErr(err))
+	}
+}
+
+var errDuplicate = errors.New("duplicate")
+
+// admit checks a message before it is appended and notes its Msg-Id; it
+// returns errDuplicate (having arranged done) for a duplicate.
+func (q *Queue) admit(m *msgRecord, done func(PubAck, error)) error {
+	if len(m.Subject) > maxSubjectLen || len(m.MsgID) > maxMsgIDLen {
+		return fmt.Errorf("%w: subject or Msg-Id longer than %d bytes", ErrTooLarge, maxSubjectLen)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed != nil {
+		return q.failed
+	}
+	if size := len(m.Header) + len(m.Data); size > q.cfg.MaxMsgSize {
+		return fmt.Errorf("%w: %d bytes, the queue takes at most %d", ErrTooLarge, size, q.cfg.MaxMsgSize)
+	}
+	if q.cfg.Retention == Work && (q.cfg.MaxMsgs > 0 && q.count >= q.cfg.MaxMsgs || q.cfg.MaxBytes > 0 && q.bytes+int64(len(m.Header)+len(m.Data)) > q.cfg.MaxBytes) {
+		return fmt.Errorf("%w: %d messages, %d bytes held (max_msgs %d, max_bytes %d)", ErrFull, q.count, q.bytes, q.cfg.MaxMsgs, q.cfg.MaxBytes)
+	}
+	if m.MsgID == "" || q.cfg.DedupWindow <= 0 {
+		return nil
+	}
+	q.expireDedup(m.At)
+	if d, ok := q.dedup[m.MsgID]; ok {
+		if d.durable {
+			ack := PubAck{Queue: q.name, Seq: d.seq, Duplicate: true}
+			q.mu.Unlock()
+			done(ack, nil)
+			q.mu.Lock()
+		} else {
+			d.waiters = append(d.waiters, done)
+		}
+		return errDuplicate
+	}
+	q.dedup[m.MsgID] = &dedupEntry{at: m.At}
+	q.dedupFIFO = append(q.dedupFIFO, m.MsgID)
+	return nil
+}
+
+// unadmit forgets the Msg-Id of a message that was not appended.
+func (q *Queue) unadmit(m *msgRecord) {
+	if m.MsgID == "" {
+		return
+	}
+	q.mu.Lock()
+	d := q.dedup[m.MsgID]
+	if d != nil && !d.durable {
+		delete(q.dedup, m.MsgID)
+	}
+	q.mu.Unlock()
+	if d != nil {
+		for _, w := range d.waiters {
+			w(PubAck{Queue: q.name}, ErrFailed)
+		}
+	}
+}
+
+// expireDedup forgets Msg-Ids older than the window.
+func (q *Queue) expireDedup(now int64) {
+	w := int64(q.cfg.DedupWindow)
+	for len(q.dedupFIFO) > 0 {
+		id := q.dedupFIFO[0]
+		d, ok := q.dedup[id]
+		if ok && now-d.at < w {
+			break
+		}
+		if ok && d.durable {
+			delete(q.dedup, id)
+		}
+		q.dedupFIFO = q.dedupFIFO[1:]
+	}
+}
+
+// stored is the journal's callback for a message record.
+func (q *Queue) stored(seq uint64, m *msgRecord, err error, done func(PubAck, error)) {
+	ack := PubAck{Queue: q.name, Seq: seq}
+	var waiters []func(PubAck, error)
+	q.mu.Lock()
+	var d *dedupEntry
+	if m.MsgID != "" {
+		d = q.dedup[m.MsgID]
+		if d != nil && !d.durable {
+			waiters = d.waiters
+			d.waiters = nil
+		}
+	}
+	if err != nil {
+		err = q.storageErr(err)
+		if d != nil && !d.durable {
+			delete(q.dedup, m.MsgID)
+		}
+		q.mu.Unlock()
+		done(ack, err)
+		for _, w := range waiters {
+			w(ack, err)
+		}
+		return
+	}
+	if d != nil {
+		d.seq, d.durable = seq, true
+	}
+	q.addEntry(seq, m, time.Now().UnixNano(), false)
+	if q.cfg.Retention == Limits {
+		q.enforceLimitsLocked()
+	}
+	q.mu.Unlock()
+	q.kick()
+	done(ack, nil)
+	for _, w := range waiters {
+		w(PubAck{Queue: q.name, Seq: seq, Duplicate: true}, nil)
+	}
+}
+
+// storageErr turns a journal error into the queue's, and a failed journal
+// into a failed queue.
+func (q *Queue) storageErr(err error) error {
+	if errors.Is(err, journal.ErrFailed) {
+		q.mu.Lock()
+		if q.failed == nil {
+			q.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+			q.log.Error("queue: storage failed; the queue is read-only", "err", err)
+		}
+		err = q.failed
+		q.mu.Unlock()
+		return err
+	}
+	if errors.Is(err, journal.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// enforceLimitsLocked removes the oldest messages of a Limits queue past
+// MaxMsgs or MaxBytes, with one floor record.
+func (q *Queue) enforceLimitsLocked() {
+	c := q.cfg
+	if c.MaxMsgs == 0 && c.MaxBytes == 0 {
+		return
+	}
+	var floor uint64
+	for q.head < len(q.entries) && (c.MaxMsgs > 0 && q.count > c.MaxMsgs || c.MaxBytes > 0 && q.bytes > c.MaxBytes) {
+		floor = q.entries[q.head].seq + 1
+		q.remove(q.head)
+		q.trimHead()
+	}
+	if floor > 0 {
+		q.writeFloorLocked(floor)
+	}
+}
+
+// writeFloorLocked applies and records "everything below seq is removed".
+// The record is best effort: if it is lost in a crash, the limits remove
+// the same messages again after the restart.
+func (q *Queue) writeFloorLocked(seq uint64) {
+	q.applyFloor(seq)
+	if seq <= q.floorSeq {
+		return
+	}
+	q.floorSeq = seq
+	q.appendAsync(appendFloor(nil, seq))
+}
+
+// appendAsync appends a bookkeeping record without waiting for it. It is
+// called with mu held, so it must not block: if the journal is past its
+// pending limit, the record is skipped (acks and floors are re-derived
+// or redelivered after a crash, never lost data) and logged.
+func (q *Queue) appendAsync(rec []byte) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // never wait for room
+	if _, err := q.j.Append(ctx, rec, func(_ uint64, err error) {
+		if err != nil {
+			q.storageErr(err)
+		}
+	}); err != nil && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, journal.ErrFailed) && q.failed == nil {
+			q.failed = fmt.Errorf("%w: %w", ErrFailed, err)
+			q.log.Error("queue: storage failed; the queue is read-only", "err", err)
+		}
+	}
+}
+
+// Purge removes every message. Deliveries in flight are forgotten: their
+// acks fail.
+func (q *Queue) Purge() error {
+	q.mu.Lock()
+	if q.failed != nil {
+		defer q.mu.Unlock()
+		return q.failed
+	}
+	q.mu.Unlock()
+	if err := q.j.Reset(); err != nil {
+		return q.storageErr(err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.entries, q.head, q.count, q.bytes = nil, 0, 0, 0
+	clear(q.delayed)
+	next := q.j.Last() + 1
+	for _, g := range q.groups {
+		g.reset(next)
+	}
+	for _, c := range q.consumers {
+		c.inflight = 0
+	}
+	q.timers = q.timers[:0]
+	return nil
+}
+
+// kick wakes the loop.
+func (q *Queue) kick() {
+	select {
+	case q.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// replyLater queues a reply for the loop to send.
+func (q *Queue) replyLater(m outMsg) {
+	q.outMu.Lock()
+	q.out = append(q.out, m)
+	first := len(q.out) == 1
+	q.outMu.Unlock()
+	if first {
+		q.kick()
+	}
+}
+
+// Reply sends v (JSON) to the subject to from the queue's loop goroutine,
+// batched with its other sends. The hub uses it to answer publishes and
+// acks from journal callbacks, which must not write to sockets.
+func (q *Queue) Reply(to string, v any) { q.replyLater(outMsg{to: to, v: v}) }
+
+// close stops the loop and closes the journal.
+func (q *Queue) close() error {
+	select {
+	case <-q.stop:
+	default:
+		close(q.stop)
+	}
+	<-q.done
+	return q.j.Close()
+}
+
+// bufPool holds record buffers.
+var bufPool sync.Pool
+
+func getBuf(n int) *[]byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return p
+	}
+	b := make([]byte, 0, max(n, 512))
+	return &b
+}
+
+func putBuf(p *[]byte, used []byte) {
+	if cap(used) > 1<<20 {
+		return
+	}
+	*p = used[:0]
+	bufPool.Put(p)
+}
