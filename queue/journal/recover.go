@@ -250,7 +250,10 @@ func (j *Journal) recover(rec *Recovery) error {
 	}
 	j.last = j.next - 1
 	j.wnext = j.next
-	if n := len(j.segs); n > 0 && !j.segs[n-1].badHeader {
+	// Append to the newest segment if it goes on at next; otherwise
+	// (damaged header, or the newest file was dropped and the one before
+	// ends in lost records) start a new one.
+	if n := len(j.segs); n > 0 && !j.segs[n-1].badHeader && j.segs[n-1].last()+1 == j.next {
 		j.active = j.segs[n-1]
 		j.wend = j.active.end
 		return nil
