@@ -195,10 +195,10 @@ func TestPolicyEnforcement(t *testing.T) {
 
 	t.Run("$SB is reserved", func(t *testing.T) {
 		bob := login(t, th, "bob") // allow_publish ">" does not reach $SB.
-		bob.send("PUB $SB.Q.jobs 1\r\nx\r\n")
-		bob.expect(`-ERR 'Permissions Violation for Publish to "$SB.Q.jobs"'`)
-		root.send("PUB $SB.Q.jobs 1\r\nx\r\n")
-		if subj, _ := root.nextMsg(); subj != "$SB.Q.jobs" {
+		bob.send("PUB $SB.TEST.jobs 1\r\nx\r\n")
+		bob.expect(`-ERR 'Permissions Violation for Publish to "$SB.TEST.jobs"'`)
+		root.send("PUB $SB.TEST.jobs 1\r\nx\r\n")
+		if subj, _ := root.nextMsg(); subj != "$SB.TEST.jobs" {
 			t.Fatalf("root got %s", subj)
 		}
 	})

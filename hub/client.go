@@ -434,7 +434,16 @@ func (c *client) processPub(f *protocol.Frame) error {
 	}
 	c.h.stats.inMsgs.Add(1)
 	c.ok() // before the message, as nats-server orders them
+	if verb, ok := bytes.CutPrefix(f.Subject, []byte(queuePrefix)); ok {
+		c.queueRequest(string(verb), f.Reply, f.Payload[f.HeaderLen:])
+		return nil
+	}
 	c.route(f.Subject, f.Reply, f.HeaderLen, f.Payload)
+	if m := c.h.queues; m != nil && !bytes.HasPrefix(f.Subject, []byte("$SB.")) {
+		if q := m.Bound(f.Subject); q != nil {
+			c.queuePublish(q, f)
+		}
+	}
 	return nil
 }
 

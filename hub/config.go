@@ -46,6 +46,10 @@ type Config struct {
 	// NoSharedMemory turns the shared-memory broker off: $SB.SHM. requests
 	// are refused and every message goes over the sockets.
 	NoSharedMemory bool
+	// DataDir is where the hub keeps durable state: queues under
+	// DataDir/queues. Empty: durable queues are off and $SB.Q. requests
+	// get an error.
+	DataDir string
 	// Logger receives the hub's logs, including the audit log of failed
 	// authentications and denied operations. Default: discard.
 	Logger *slog.Logger

@@ -14,6 +14,7 @@ import (
 
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
+	"switchboard/queue"
 )
 
 // Version is the hub's version, reported in INFO.
@@ -31,6 +32,9 @@ type Hub struct {
 	id        string
 	subs      *subject.Sublist[*subscription]
 	shm       *broker // nil when Config.NoSharedMemory
+	queues    *queue.Manager // nil without Config.DataDir
+
+	closeQueues sync.Once
 
 	nextID atomic.Uint64
 	stats  counters
@@ -66,6 +70,11 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if !cfg.NoSharedMemory {
 		h.shm = newBroker(h)
+	}
+	if cfg.DataDir != "" {
+		if err := h.openQueues(); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }
@@ -227,6 +236,13 @@ func (h *Hub) wait() {
 	if h.shm != nil {
 		h.shm.wg.Wait()
 	}
+	h.closeQueues.Do(func() {
+		if h.queues != nil {
+			if err := h.queues.Close(); err != nil {
+				h.log.Error("hub: closing the queues", "err", err)
+			}
+		}
+	})
 }
 
 // beginClose marks the hub closing, closes the listeners and returns the

@@ -17,6 +17,6 @@ var (
 	ErrStaleDelivery   = errors.New("queue: not the current delivery of that message")
 	ErrBadRecord       = errors.New("queue: malformed record")
 	ErrPushConsumer    = errors.New("queue: a push consumer cannot be fetched from")
-	ErrBadAck          = errors.New("queue: malformed acknowledgement")
+	ErrBadRequest      = errors.New("queue: bad request")
 	ErrImmutableConfig = errors.New("queue: that setting cannot change")
 )

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -274,14 +275,17 @@ func runServe(cmd *cobra.Command, _ []string) error {
 	}
 	log := s.logger()
 	s.hub.Logger = log
-	h, err := hub.New(s.hub)
-	if err != nil {
-		return usagef("config: %v", err)
-	}
 	if s.data != "" {
 		if err := os.MkdirAll(s.data, 0o700); err != nil {
 			return usagef("data: %v", err)
 		}
+	}
+	s.hub.DataDir = s.data
+	h, err := hub.New(s.hub)
+	if errors.Is(err, hub.ErrStorage) {
+		return fmt.Errorf("data %s: %w", s.data, err)
+	} else if err != nil {
+		return usagef("config: %v", err)
 	}
 
 	var ls []net.Listener
@@ -289,10 +293,12 @@ func runServe(cmd *cobra.Command, _ []string) error {
 		for _, l := range ls {
 			l.Close()
 		}
+		h.Close() // releases the queues' journals
 	}
 	if s.socket != "" {
 		l, err := s.listenUnix(log)
 		if err != nil {
+			closeAll()
 			return err
 		}
 		ls = append(ls, l)

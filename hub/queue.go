@@ -1,0 +1,441 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"switchboard/internal/protocol"
+	"switchboard/queue"
+)
+
+// ErrStorage wraps a failure of New to open the durable state under
+// Config.DataDir (an unreadable directory, or another hub holding it).
+var ErrStorage = errors.New("hub: durable storage")
+
+// queuePrefix starts the subjects of the durable queue API (docs/queues.md).
+const queuePrefix = "$SB.Q."
+
+// openQueues opens the queue manager under the data directory.
+func (h *Hub) openQueues() error {
+	m, err := queue.Open(queue.Options{
+		Dir:       filepath.Join(h.cfg.DataDir, "queues"),
+		NewSender: func() queue.Sender { return &queueSender{c: h.sysClient()} },
+		Logger:    h.log,
+	})
+	if err != nil {
+		// A queue that cannot be opened would silently stop storing what
+		// is published on its subjects: refuse to start instead. The
+		// files are left as they are.
+		if m != nil {
+			m.Close()
+		}
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	h.queues = m
+	return nil
+}
+
+// sysClient returns a client that publishes on the hub's own behalf: no
+// connection, every permission, headers on. Each goroutine that sends
+// needs its own (its deliveries are flushed by flushTouched).
+func (h *Hub) sysClient() *client {
+	c := &client{h: h, log: h.log, echo: true, pcd: make(map[*client]struct{})}
+	c.opts.Headers = true
+	return c
+}
+
+// sysPool holds sysClients for the reader goroutines' replies.
+var sysPool sync.Pool
+
+// sysReply routes body (with an optional header block) to subj from the
+// hub itself, and flushes it.
+func (h *Hub) sysReply(subj string, hdr, body []byte) {
+	c, _ := sysPool.Get().(*client)
+	if c == nil || c.h != h {
+		c = h.sysClient()
+	}
+	payload := body
+	if len(hdr) > 0 {
+		payload = append(append(make([]byte, 0, len(hdr)+len(body)), hdr...), body...)
+	}
+	c.route([]byte(subj), nil, len(hdr), payload)
+	c.flushTouched()
+	sysPool.Put(c)
+}
+
+// queueSender is a queue goroutine's Sender.
+type queueSender struct {
+	c   *client
+	buf []byte
+}
+
+func (s *queueSender) Deliver(to string, d *queue.Delivery) {
+	b := s.buf[:0]
+	b = append(b, "NATS/1.0\r\n"...)
+	if i := bytes.Index(d.Header, []byte("\r\n")); i >= 0 && len(d.Header) >= i+4 {
+		b = append(b, d.Header[i+2:len(d.Header)-2]...) // the publisher's fields
+	}
+	b = appendField(b, "Sb-Queue", d.Queue)
+	b = appendField(b, "Sb-Seq", strconv.FormatUint(d.Seq, 10))
+	b = appendField(b, "Sb-Subject", d.Subject)
+	b = appendField(b, "Sb-Delivered", strconv.FormatUint(uint64(d.Count), 10))
+	b = appendField(b, "Sb-Published", d.At.UTC().Format(time.RFC3339Nano))
+	b = append(b, "\r\n"...)
+	hl := len(b)
+	b = append(b, d.Data...)
+	reply := ackSubject(d)
+	s.c.route([]byte(to), []byte(reply), hl, b)
+	s.buf = b
+}
+
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, ": "...)
+	b = append(b, v...)
+	return append(b, "\r\n"...)
+}
+
+// ackSubject is where the consumer answers delivery d.
+func ackSubject(d *queue.Delivery) string {
+	return queuePrefix + "ACK." + d.Queue + "." + d.Consumer + "." + strconv.FormatUint(d.Seq, 10) + "." + strconv.FormatUint(d.ID, 10)
+}
+
+func (s *queueSender) Reply(to string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		body = []byte(`{"error":"hub: reply not encodable"}`)
+	}
+	s.c.route([]byte(to), nil, 0, body)
+}
+
+func (s *queueSender) Status(to string, code int, text string) {
+	hdr := []byte("NATS/1.0 " + strconv.Itoa(code) + " " + text + "\r\n\r\n")
+	s.c.route([]byte(to), nil, len(hdr), hdr)
+}
+
+func (s *queueSender) Flush() { s.c.flushTouched() }
+
+// queueError is the JSON of a failed $SB.Q. request.
+type queueError struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	Queue string `json:"queue,omitempty"`
+}
+
+// errorCode is the stable code of a queue error, for clients to act on.
+func errorCode(err error) string {
+	for _, e := range []struct {
+		err  error
+		code string
+	}{
+		{queue.ErrNotFound, "not_found"}, {queue.ErrExists, "exists"}, {queue.ErrBadConfig, "bad_config"},
+		{queue.ErrSubjectOverlap, "overlap"}, {queue.ErrTooLarge, "too_large"}, {queue.ErrFull, "full"},
+		{queue.ErrFailed, "failed"}, {queue.ErrClosed, "closed"}, {queue.ErrStaleDelivery, "stale"},
+		{queue.ErrNoConsumer, "no_consumer"}, {queue.ErrPushConsumer, "push_consumer"},
+		{queue.ErrImmutableConfig, "immutable"}, {queue.ErrBadRequest, "bad_request"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.code
+		}
+	}
+	return "bad_request"
+}
+
+func qerr(err error, name string) queueError {
+	return queueError{Error: err.Error(), Code: errorCode(err), Queue: name}
+}
+
+var errQueuesOff = errors.New("queue: durable queues are off (the hub has no data directory)")
+
+// queuePublish stores a message published on a subject queue q binds.
+func (c *client) queuePublish(q *queue.Queue, f *protocol.Frame) {
+	var hdr []byte
+	var msgID string
+	var notBefore time.Time
+	if f.HeaderLen > 0 {
+		hdr = f.Payload[:f.HeaderLen]
+		var err error
+		msgID, notBefore, err = queueHeaders(hdr)
+		if err != nil {
+			if f.Reply != nil {
+				c.h.sysReply(string(f.Reply), nil, mustJSON(qerr(err, q.Name())))
+			}
+			return
+		}
+	}
+	var reply string
+	if f.Reply != nil {
+		reply = string(f.Reply)
+	}
+	q.Publish(context.Background(), string(f.Subject), hdr, f.Payload[f.HeaderLen:], msgID, notBefore, func(a queue.PubAck, err error) {
+		if reply == "" {
+			return
+		}
+		if err != nil {
+			q.Reply(reply, qerr(err, a.Queue))
+			return
+		}
+		q.Reply(reply, a)
+	})
+}
+
+// queueHeaders reads Msg-Id and the delivery delay (Sb-Not-Before, RFC
+// 3339, or Sb-Delay, a Go duration) from a header block.
+func queueHeaders(hdr []byte) (msgID string, notBefore time.Time, err error) {
+	h, err := protocol.ParseHeader(hdr)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("%w: %w", queue.ErrBadRequest, err)
+	}
+	for k, vs := range h.Fields {
+		if len(vs) == 0 {
+			continue
+		}
+		switch {
+		case strings.EqualFold(k, "Msg-Id"), strings.EqualFold(k, "Nats-Msg-Id"):
+			msgID = vs[0]
+		case strings.EqualFold(k, "Sb-Not-Before"):
+			t, perr := time.Parse(time.RFC3339Nano, vs[0])
+			if perr != nil {
+				return "", time.Time{}, fmt.Errorf("%w: %w", queue.ErrBadRequest, perr)
+			}
+			notBefore = t
+		case strings.EqualFold(k, "Sb-Delay"):
+			d, perr := time.ParseDuration(vs[0])
+			if perr != nil || d < 0 {
+				return "", time.Time{}, fmt.Errorf("%w: %s", queue.ErrBadRequest, "Sb-Delay: want a duration such as 30s")
+			}
+			notBefore = time.Now().Add(d)
+		}
+	}
+	return msgID, notBefore, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return []byte(`{"error":"hub: reply not encodable"}`)
+	}
+	return b
+}
+
+// fetchRequest is the body of $SB.Q.FETCH.<queue>.<consumer>.
+type fetchRequest struct {
+	Batch   int            `json:"batch"`
+	Expires queue.Duration `json:"expires"`
+	NoWait  bool           `json:"no_wait"`
+}
+
+// queueRequest answers a $SB.Q. request (verb is the subject after the
+// prefix). It runs on c's reader goroutine, after the policy allowed the
+// publish to the request's subject.
+func (c *client) queueRequest(verb string, reply, body []byte) {
+	m := c.h.queues
+	answer := func(v any) {
+		if reply != nil {
+			c.h.sysReply(string(reply), nil, mustJSON(v))
+		}
+	}
+	if m == nil {
+		answer(qerr(errQueuesOff, ""))
+		return
+	}
+	tok := strings.Split(verb, ".")
+	bad := func(msg string) { answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, msg), "")) }
+	switch {
+	case tok[0] == "LIST" && len(tok) == 1:
+		answer(struct {
+			Queues []queue.Info `json:"queues"`
+		}{m.List()})
+	case (tok[0] == "CREATE" || tok[0] == "UPDATE") && len(tok) == 2:
+		var cfg queue.Config
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &cfg); err != nil {
+				answer(qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[1]))
+				return
+			}
+		}
+		if cfg.Name == "" {
+			cfg.Name = tok[1]
+		}
+		if cfg.Name != tok[1] {
+			answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadConfig, "the body names another queue than the subject"), tok[1]))
+			return
+		}
+		var inf queue.Info
+		var err error
+		if tok[0] == "CREATE" {
+			inf, err = m.Create(cfg)
+		} else {
+			inf, err = m.Update(cfg)
+		}
+		if err != nil {
+			answer(qerr(err, tok[1]))
+			return
+		}
+		c.log.Info("queue: "+strings.ToLower(tok[0])+"d", "queue", tok[1], "by", c.who)
+		answer(inf)
+	case tok[0] == "INFO" && len(tok) == 2:
+		q := m.Get(tok[1])
+		if q == nil {
+			answer(qerr(queue.ErrNotFound, tok[1]))
+			return
+		}
+		answer(q.Info())
+	case tok[0] == "DELETE" && len(tok) == 2:
+		if err := m.Delete(tok[1]); err != nil {
+			answer(qerr(err, tok[1]))
+			return
+		}
+		c.log.Info("queue: deleted", "queue", tok[1], "by", c.who)
+		answer(map[string]any{"ok": true, "queue": tok[1]})
+	case tok[0] == "PURGE" && len(tok) == 2:
+		q := m.Get(tok[1])
+		if q == nil {
+			answer(qerr(queue.ErrNotFound, tok[1]))
+			return
+		}
+		if err := q.Purge(); err != nil {
+			answer(qerr(err, tok[1]))
+			return
+		}
+		answer(map[string]any{"ok": true, "queue": tok[1]})
+	case tok[0] == "CONSUMER" && len(tok) == 3 && tok[1] == "ADD":
+		var cc queue.ConsumerConfig
+		if err := json.Unmarshal(body, &cc); err != nil {
+			answer(qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[2]))
+			return
+		}
+		inf, err := m.AddConsumer(tok[2], cc)
+		if err != nil {
+			answer(qerr(err, tok[2]))
+			return
+		}
+		answer(inf)
+	case tok[0] == "CONSUMER" && len(tok) == 4 && tok[1] == "DELETE":
+		inf, err := m.DeleteConsumer(tok[2], tok[3])
+		if err != nil {
+			answer(qerr(err, tok[2]))
+			return
+		}
+		answer(inf)
+	case tok[0] == "FETCH" && len(tok) == 3:
+		c.queueFetch(m, tok[1], tok[2], reply, body)
+	case tok[0] == "ACK" && len(tok) == 5:
+		c.queueAck(m, tok[1:], reply, body)
+	default:
+		bad("unknown request " + queuePrefix + verb + " (see docs/queues.md)")
+	}
+}
+
+// queueFetch starts a pull: messages go to reply, and a status message ends
+// a batch that comes up short.
+func (c *client) queueFetch(m *queue.Manager, name, consumer string, reply, body []byte) {
+	status := func(code int, text string) {
+		if reply != nil {
+			c.h.sysReply(string(reply), []byte("NATS/1.0 "+strconv.Itoa(code)+" "+text+"\r\n\r\n"), nil)
+		}
+	}
+	if reply == nil {
+		return // nowhere to send the messages
+	}
+	req := fetchRequest{Batch: 1}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			status(400, "Bad Request: "+sanitize(err.Error()))
+			return
+		}
+	}
+	if req.Batch < 1 || req.Batch > 100_000 {
+		status(400, "Bad Request: batch 1 to 100000")
+		return
+	}
+	q := m.Get(name)
+	if q == nil {
+		status(404, "No Such Queue")
+		return
+	}
+	if err := q.Fetch(consumer, string(reply), req.Batch, time.Duration(req.Expires), req.NoWait); err != nil {
+		status(409, sanitize(err.Error()))
+	}
+}
+
+// sanitize makes text fit a status line.
+func sanitize(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// queueAck handles $SB.Q.ACK.<queue>.<consumer>.<seq>.<id> with body ""
+// or "+ACK", "-NAK" (optionally followed by {"delay":"5s"}), "+TERM" or
+// "+WPI". With a reply subject, the answer ({"ok":true} or an error) comes
+// once the ack is durable.
+func (c *client) queueAck(m *queue.Manager, tok []string, reply, body []byte) {
+	answer := func(v any) {
+		if reply != nil {
+			c.h.sysReply(string(reply), nil, mustJSON(v))
+		}
+	}
+	seq, err1 := strconv.ParseUint(tok[2], 10, 64)
+	id, err2 := strconv.ParseUint(tok[3], 10, 64)
+	if err1 != nil || err2 != nil {
+		answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, "malformed ack subject"), tok[0]))
+		return
+	}
+	q := m.Get(tok[0])
+	if q == nil {
+		answer(qerr(queue.ErrNotFound, tok[0]))
+		return
+	}
+	kind, delay, err := parseAck(body)
+	if err != nil {
+		answer(qerr(err, tok[0]))
+		return
+	}
+	var done func(error)
+	if reply != nil {
+		r := string(reply)
+		done = func(err error) {
+			if err != nil {
+				q.Reply(r, qerr(err, tok[0]))
+			} else {
+				q.Reply(r, map[string]any{"ok": true})
+			}
+		}
+	}
+	if err := q.Ack(context.Background(), tok[1], seq, id, kind, delay, done); err != nil {
+		answer(qerr(err, tok[0]))
+	}
+}
+
+// parseAck reads an ack body.
+func parseAck(body []byte) (queue.AckKind, time.Duration, error) {
+	b := bytes.TrimSpace(body)
+	switch {
+	case len(b) == 0, bytes.Equal(b, []byte("+ACK")):
+		return queue.Ack, 0, nil
+	case bytes.Equal(b, []byte("+TERM")):
+		return queue.Term, 0, nil
+	case bytes.Equal(b, []byte("+WPI")):
+		return queue.InProgress, 0, nil
+	case bytes.HasPrefix(b, []byte("-NAK")):
+		rest := bytes.TrimSpace(b[4:])
+		if len(rest) == 0 {
+			return queue.Nak, 0, nil
+		}
+		var v struct {
+			Delay queue.Duration `json:"delay"`
+		}
+		if err := json.Unmarshal(rest, &v); err != nil || v.Delay < 0 {
+			return 0, 0, fmt.Errorf("%w: %s", queue.ErrBadRequest, `-NAK takes {"delay":"5s"}`)
+		}
+		return queue.Nak, time.Duration(v.Delay), nil
+	}
+	return 0, 0, fmt.Errorf("%w: %s", queue.ErrBadRequest, "want +ACK, -NAK, +TERM or +WPI")
+}
