@@ -31,7 +31,7 @@ type Hub struct {
 	connAudit auditLimiter // budget of audit lines about refused connections
 	id        string
 	subs      *subject.Sublist[*subscription]
-	shm       *broker // nil when Config.NoSharedMemory
+	shm       *broker        // nil when Config.NoSharedMemory
 	queues    *queue.Manager // nil without Config.DataDir
 
 	closeQueues sync.Once

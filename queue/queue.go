@@ -100,8 +100,8 @@ type Queue struct {
 	nextID    uint64 // next delivery id
 	failed    error
 	badRecs   int
-	floorSeq  uint64 // the last floor written
-	removedTo uint64 // RemoveBefore last asked for this
+	floorSeq  uint64     // the last floor written
+	removedTo uint64     // RemoveBefore last asked for this
 	deads     []*deadJob // for the loop to move to the dead-letter queue
 	deadDone  []*deadJob // stored in the dead-letter queue: to record as finished
 
