@@ -50,10 +50,7 @@ func crashContent(ino *inode, rng *rand.Rand) []byte {
 	if rng == nil || bytes.Equal(d, s) {
 		return bytes.Clone(s)
 	}
-	c := 0 // common prefix of the synced and the current content
-	for c < len(d) && c < len(s) && d[c] == s[c] {
-		c++
-	}
+	c := commonPrefix(d, s)
 	if len(s) > c && rng.IntN(2) == 0 {
 		return bytes.Clone(s) // the truncation or overwrite never landed
 	}

@@ -17,7 +17,9 @@
 // content, or — with a random source — the durable content followed by a
 // random prefix of the bytes written since (a torn write), sometimes with
 // a stretch of that torn part replaced by zeros or random garbage. A
-// failed Sync persists nothing. With a nil source the crash keeps exactly
+// failed Sync persists nothing and, as Linux does after an fsync error,
+// marks the unsynced bytes clean: a later Sync that succeeds does not
+// persist them either, so retrying an fsync proves nothing. With a nil source the crash keeps exactly
 // what was synced.
 //
 // # Faults

@@ -33,7 +33,14 @@ type FaultFS struct {
 type inode struct {
 	data   []byte // volatile
 	synced []byte // durable
+	// lost are byte ranges a failed Sync dropped: the page cache calls
+	// them clean, so later Syncs do not persist them (Linux after an
+	// fsync error); on disk they keep what was there before.
+	lost []span
 }
+
+// span is a byte range [from, to).
+type span struct{ from, to int64 }
 
 type dirKind int
 
@@ -348,17 +355,27 @@ func (fl *file) writeAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, pathErr("write", fl.name, syscall.EINVAL)
 	}
-	if end := off + int64(len(p)); end > int64(len(fl.ino.data)) {
+	end := off + int64(len(p))
+	if end > int64(len(fl.ino.data)) {
 		fl.ino.data = append(fl.ino.data, make([]byte, end-int64(len(fl.ino.data)))...)
 	}
 	copy(fl.ino.data[off:], p)
+	fl.ino.lost = cutSpans(fl.ino.lost, off, end)
 	return len(p), nil
 }
 
-// Sync makes the content durable (OpSync); a failed Sync persists
-// nothing.
+// Sync makes the content durable (OpSync). A failed Sync persists
+// nothing and, as Linux does, forgets that the unsynced bytes were
+// dirty: a later successful Sync does not persist them either (unless
+// they are written again).
 func (fl *file) Sync() error {
 	if err := fl.fs.begin(OpSync, fl.name); err != nil {
+		fl.fs.mu.Lock()
+		defer fl.fs.mu.Unlock()
+		ino := fl.ino
+		if c := commonPrefix(ino.data, ino.synced); c < len(ino.data) {
+			ino.lost = append(ino.lost, span{int64(c), int64(len(ino.data))})
+		}
 		return pathErr("sync", fl.name, err)
 	}
 	fl.fs.mu.Lock()
@@ -366,8 +383,28 @@ func (fl *file) Sync() error {
 	if fl.closed {
 		return pathErr("sync", fl.name, os.ErrClosed)
 	}
-	fl.ino.synced = bytes.Clone(fl.ino.data)
+	ino := fl.ino
+	synced := bytes.Clone(ino.data)
+	for _, l := range ino.lost {
+		for i := l.from; i < l.to && i < int64(len(synced)); i++ {
+			if i < int64(len(ino.synced)) {
+				synced[i] = ino.synced[i]
+			} else {
+				synced[i] = 0
+			}
+		}
+	}
+	ino.synced = synced
 	return nil
+}
+
+// commonPrefix is the length of the common prefix of a and b.
+func commonPrefix(a, b []byte) int {
+	c := 0
+	for c < len(a) && c < len(b) && a[c] == b[c] {
+		c++
+	}
+	return c
 }
 
 // Truncate changes the volatile size (OpTruncate).
@@ -383,6 +420,7 @@ func (fl *file) Truncate(size int64) error {
 	if size < 0 {
 		return pathErr("truncate", fl.name, syscall.EINVAL)
 	}
+	fl.ino.lost = cutSpans(fl.ino.lost, size, 1<<62)
 	if size <= int64(len(fl.ino.data)) {
 		fl.ino.data = slices.Clone(fl.ino.data[:size])
 	} else {
@@ -414,4 +452,25 @@ func (fl *file) Close() error {
 		return pathErr("close", fl.name, err)
 	}
 	return nil
+}
+
+// cutSpans removes [from, to) from spans: those bytes are dirty again.
+func cutSpans(spans []span, from, to int64) []span {
+	if len(spans) == 0 {
+		return spans
+	}
+	var out []span
+	for _, sp := range spans {
+		if sp.to <= from || sp.from >= to {
+			out = append(out, sp)
+			continue
+		}
+		if sp.from < from {
+			out = append(out, span{sp.from, from})
+		}
+		if sp.to > to {
+			out = append(out, span{to, sp.to})
+		}
+	}
+	return out
 }

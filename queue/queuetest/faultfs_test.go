@@ -276,3 +276,40 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("read after close: %v", err)
 	}
 }
+
+// TestFailedSyncForgetsDirtyData: after a failed Sync, a Sync that
+// succeeds does not persist what the failed one dropped (Linux marks the
+// pages clean), but does persist bytes written again or later.
+func TestFailedSyncForgetsDirtyData(t *testing.T) {
+	f := New()
+	f.WriteFile("/seg", []byte("synced;"))
+	fl, err := f.OpenFile("/seg", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, fl, []byte("dropped;"), 7)
+	f.Inject(Fault{Op: OpSync, N: 1})
+	if err := fl.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("injected sync fault: %v", err)
+	}
+	mustWrite(t, fl, []byte("later"), 15)
+	if err := fl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := content(t, f, "/seg"); string(got) != "synced;dropped;later" {
+		t.Fatalf("reads see %q", got)
+	}
+	want := "synced;\x00\x00\x00\x00\x00\x00\x00\x00later"
+	if got := content(t, f.Crash(nil), "/seg"); string(got) != want {
+		t.Fatalf("after the crash %q, want %q", got, want)
+	}
+	// Written again, the bytes are dirty and a Sync persists them.
+	mustWrite(t, fl, []byte("again"), 7)
+	if err := fl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	want = "synced;again\x00\x00\x00later"
+	if got := content(t, f.Crash(nil), "/seg"); string(got) != want {
+		t.Fatalf("after rewriting %q, want %q", got, want)
+	}
+}
