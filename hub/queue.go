@@ -155,6 +155,13 @@ func qerr(err error, name string) queueError {
 
 var errQueuesOff = errors.New("queue: durable queues are off (the hub has no data directory)")
 
+// queueBound reports whether a durable queue stores messages on subj (and
+// so answers a request published there).
+func (c *client) queueBound(subj []byte) bool {
+	m := c.h.queues
+	return m != nil && !bytes.HasPrefix(subj, []byte("$SB.")) && m.Bound(subj) != nil
+}
+
 // queuePublish stores a message published on a subject queue q binds.
 func (c *client) queuePublish(q *queue.Queue, f *protocol.Frame) {
 	var hdr []byte

@@ -33,7 +33,7 @@ func (c *client) route(subj, reply []byte, hdrLen int, payload []byte) {
 			}
 		}
 	}
-	if n == 0 && reply != nil && c.opts.NoResponders && c.opts.Headers {
+	if n == 0 && reply != nil && c.opts.NoResponders && c.opts.Headers && !c.queueBound(subj) {
 		c.noResponders(reply)
 	}
 }
