@@ -265,4 +265,3 @@ func statusCode(status int, desc string) string {
 	}
 	return strconv.Itoa(status)
 }
-
