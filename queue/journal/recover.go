@@ -207,8 +207,10 @@ func (j *Journal) recover(rec *Recovery) error {
 		for _, d := range res.damage {
 			dm := Damage{Segment: fs.name, Start: d.start, End: d.end, Reason: d.reason}
 			switch {
-			case !d.tail:
+			case !d.tail && d.lostTo >= d.lostFrom:
 				dm.FirstLost, dm.LastLost = d.lostFrom, d.lostTo
+			case !d.tail:
+				// Bytes skipped, no record lost (a damaged header).
 			case !newest && upper >= d.lostFrom:
 				dm.FirstLost, dm.LastLost = d.lostFrom, upper
 			case cut:
