@@ -234,7 +234,7 @@ func TestMidLogCorruption(t *testing.T) {
 		{"index changed", func(b *built, d []byte) { d[b.at[5].off+8] ^= 2 }, 5, 5, "checksum mismatch"},
 		{"length huge", func(b *built, d []byte) { copy(d[b.at[3].off:], []byte{0xff, 0xff, 0xff, 0x7f}) }, 3, 3, "bad record length"},
 		{"length off by 8", func(b *built, d []byte) { d[b.at[3].off] += 8 }, 3, 3, "checksum mismatch"},
-		{"three zeroed", func(b *built, d []byte) { clear(d[b.at[3].off : b.at[6].off]) }, 3, 5, "checksum mismatch"},
+		{"three zeroed", func(b *built, d []byte) { clear(d[b.at[3].off:b.at[6].off]) }, 3, 5, "checksum mismatch"},
 		{"first record", func(b *built, d []byte) { d[b.at[1].off+4] ^= 0xff }, 1, 1, "checksum mismatch"},
 	}
 	for _, c := range cases {
