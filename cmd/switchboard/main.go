@@ -60,7 +60,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().String("server", "", "hub URL: unix:///path, tcp://host:port, nats://host:port or tls://host:port (default $SWITCHBOARD_URL, else the hub's default unix socket)")
 	root.AddCommand(newServe(), newPub(), newSub(), newReq(), newReply(), newBench())
-	root.AddCommand(newAuth(), newShm())
+	root.AddCommand(newAuth(), newShm(), newQueue())
 	for _, c := range root.Commands() {
 		c.Args = wrapArgs(c.Args)
 	}
