@@ -5,6 +5,12 @@
 // Usage:
 //
 //	sb-nats-server [-addr 127.0.0.1:0] [-max-payload 1048576] [-max-pending 67108864]
+//	               [-js-dir DIR [-sync-always]]
+//
+// With -js-dir, JetStream is enabled with file storage in DIR (for
+// `switchboard bench queue --vs-nats`); -sync-always makes it fsync every
+// write (the jetstream block's sync_interval: always), otherwise it syncs
+// every 2 minutes (nats-server's default).
 //
 // Once the server accepts connections, the first line on stdout is the
 // "host:port" it listens on (useful with port 0, which picks a free port).
@@ -37,6 +43,8 @@ func run() int {
 	maxPayload := flag.Int("max-payload", 1<<20, "largest message payload in bytes")
 	maxPending := flag.Int64("max-pending", 64<<20, "bytes pending for one connection before it is cut off as a slow consumer")
 	maxConns := flag.Int("max-connections", 65536, "maximum concurrent connections")
+	jsDir := flag.String("js-dir", "", "enable JetStream with its file storage in this directory")
+	syncAlways := flag.Bool("sync-always", false, "with -js-dir: fsync every write (sync_interval: always); default: every 2 minutes")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "sb-nats-server: unexpected arguments:", flag.Args())
@@ -69,6 +77,14 @@ func run() int {
 		MaxConn:    *maxConns,
 		NoLog:      true,
 		NoSigs:     true,
+	}
+	if *jsDir != "" {
+		opts.JetStream = true
+		opts.StoreDir = *jsDir
+		opts.SyncAlways = *syncAlways
+	} else if *syncAlways {
+		fmt.Fprintln(os.Stderr, "sb-nats-server: -sync-always needs -js-dir")
+		return 2
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

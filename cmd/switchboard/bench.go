@@ -124,7 +124,7 @@ servers inherit it.`,
 		},
 	}
 	conns.Flags().IntVar(&s.conns, "n", 10000, "idle connections to open")
-	cmd.AddCommand(conns, newBenchShm(), newBenchShmPeer())
+	cmd.AddCommand(conns, newBenchShm(), newBenchShmPeer(), newBenchQueue(s))
 	return cmd
 }
 
