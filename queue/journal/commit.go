@@ -231,6 +231,11 @@ func (j *Journal) createSegment(first uint64, reset bool) (*segment, error) {
 	if err := j.syncDir(); err != nil {
 		return fail(err)
 	}
+	// Go on through the final name, so that errors name the segment.
+	f.Close()
+	if f, err = j.fs.OpenFile(path, os.O_RDWR, 0); err != nil {
+		return nil, fmt.Errorf("open segment %s: %w", name, err)
+	}
 	return &segment{name: name, first: first, f: f, end: segHeaderSize}, nil
 }
 

@@ -101,6 +101,7 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 		rec.Records += uint64(s.records)
 	}
 	rec.Duration = time.Since(start)
+	j.lastSync = time.Now()
 	j.logRecovery(rec)
 	go j.run()
 	return j, rec, nil
