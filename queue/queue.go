@@ -393,7 +393,7 @@ func (q *Queue) stored(seq uint64, m *msgRecord, err error, done func(PubAck, er
 		}
 	}
 	if err != nil {
-		err = q.storageErr(err)
+		err = q.storageErrLocked(err)
 		if d != nil && !d.durable {
 			delete(q.dedup, m.MsgID)
 		}
@@ -422,15 +422,19 @@ func (q *Queue) stored(seq uint64, m *msgRecord, err error, done func(PubAck, er
 // storageErr turns a journal error into the queue's, and a failed journal
 // into a failed queue.
 func (q *Queue) storageErr(err error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.storageErrLocked(err)
+}
+
+// storageErrLocked is storageErr with mu held.
+func (q *Queue) storageErrLocked(err error) error {
 	if errors.Is(err, journal.ErrFailed) {
-		q.mu.Lock()
 		if q.failed == nil {
 			q.failed = fmt.Errorf("%w: %w", ErrFailed, err)
 			q.log.Error("queue: storage failed; the queue is read-only", "err", err)
 		}
-		err = q.failed
-		q.mu.Unlock()
-		return err
+		return q.failed
 	}
 	if errors.Is(err, journal.ErrClosed) {
 		return ErrClosed
@@ -480,10 +484,7 @@ func (q *Queue) appendAsync(rec []byte) {
 			q.storageErr(err)
 		}
 	}); err != nil && !errors.Is(err, context.Canceled) {
-		if errors.Is(err, journal.ErrFailed) && q.failed == nil {
-			q.failed = fmt.Errorf("%w: %w", ErrFailed, err)
-			q.log.Error("queue: storage failed; the queue is read-only", "err", err)
-		}
+		q.storageErrLocked(err)
 	}
 }
 

@@ -105,24 +105,26 @@ func openTest(t *testing.T, dir string, rec *recorder) *Manager {
 	return m
 }
 
-// publish stores one message and waits for its ack.
-func publish(t *testing.T, q *Queue, subj, data, msgID string) PubAck {
-	t.Helper()
-	ch := make(chan struct {
+// publishWait stores one message and waits for its ack.
+func publishWait(q *Queue, subj, data, msgID string) (PubAck, error) {
+	type result struct {
 		a   PubAck
 		err error
-	}, 1)
-	q.Publish(context.Background(), subj, nil, []byte(data), msgID, time.Time{}, func(a PubAck, err error) {
-		ch <- struct {
-			a   PubAck
-			err error
-		}{a, err}
-	})
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("publish %q: %v", data, r.err)
 	}
-	return r.a
+	ch := make(chan result, 1)
+	q.Publish(context.Background(), subj, nil, []byte(data), msgID, time.Time{}, func(a PubAck, err error) { ch <- result{a, err} })
+	r := <-ch
+	return r.a, r.err
+}
+
+// publish is publishWait that fails the test on an error.
+func publish(t *testing.T, q *Queue, subj, data, msgID string) PubAck {
+	t.Helper()
+	a, err := publishWait(q, subj, data, msgID)
+	if err != nil {
+		t.Fatalf("publish %q: %v", data, err)
+	}
+	return a
 }
 
 func TestPublishFetchAckRestart(t *testing.T) {
