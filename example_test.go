@@ -296,3 +296,51 @@ func ExampleSubscription_NextView() {
 		fmt.Println("frame", first)
 	}
 }
+
+// ExampleConn_PublishDurable stores a job in a durable queue: the call
+// returns once the hub has fsynced it.
+func ExampleConn_PublishDurable() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	_, err = nc.CreateQueue(ctx, switchboard.QueueConfig{Name: "jobs", MaxDeliver: 5})
+	if err != nil && !errors.Is(err, switchboard.ErrQueueExists) {
+		log.Fatal(err)
+	}
+	ack, err := nc.PublishDurable(ctx, "jobs", []byte("backup /home"), &switchboard.DurableOpts{MsgID: "home-nightly"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("stored as %s #%d (duplicate: %v)\n", ack.Queue, ack.Seq, ack.Duplicate)
+}
+
+// ExampleConn_Fetch takes jobs from a durable queue and acknowledges each
+// once it is done; a job that fails is given back for a later retry.
+func ExampleConn_Fetch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	msgs, err := nc.Fetch(ctx, "jobs", "default", 10, &switchboard.FetchOpts{Expires: 2 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range msgs {
+		if err := os.WriteFile(os.DevNull, m.Data, 0o600); err != nil { // the work
+			m.Nak(ctx, time.Minute)
+			continue
+		}
+		if err := m.Ack(ctx); err != nil {
+			log.Printf("job %d: %v (it will be delivered again)", m.Seq, err)
+		}
+	}
+}
