@@ -109,11 +109,30 @@ func ackSubject(d *queue.Delivery) string {
 }
 
 func (s *queueSender) Reply(to string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		body = []byte(`{"error":"hub: reply not encodable"}`)
+	var body []byte
+	if a, ok := v.(queue.PubAck); ok {
+		body = pubAckJSON(s.buf[:0], a)
+		s.buf = body
+	} else {
+		var err error
+		if body, err = json.Marshal(v); err != nil {
+			body = []byte(`{"error":"hub: reply not encodable"}`)
+		}
 	}
 	s.c.route([]byte(to), nil, 0, body)
+}
+
+// pubAckJSON appends a's JSON to dst, as json.Marshal writes it: the
+// publish path's reply, once per message, written by hand (queue names
+// need no escaping).
+func pubAckJSON(dst []byte, a queue.PubAck) []byte {
+	dst = append(dst, `{"queue":"`...)
+	dst = append(dst, a.Queue...)
+	dst = append(dst, `","seq":`...)
+	dst = strconv.AppendUint(dst, a.Seq, 10)
+	dst = append(dst, `,"duplicate":`...)
+	dst = strconv.AppendBool(dst, a.Duplicate)
+	return append(dst, '}')
 }
 
 func (s *queueSender) Status(to string, code int, text string) {

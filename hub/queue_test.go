@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"switchboard/queue"
 )
 
 // qreq sends a $SB.Q. request with nats.go and decodes the JSON answer.
@@ -193,5 +195,17 @@ func TestQueuesOff(t *testing.T) {
 	qreq(t, nc, "$SB.Q.LIST", nil, &e)
 	if !strings.Contains(e.Error, "durable queues are off") {
 		t.Fatalf("%+v", e)
+	}
+}
+
+// TestPubAckJSON: the hand-written publish acknowledgement is what
+// json.Marshal writes.
+func TestPubAckJSON(t *testing.T) {
+	for _, a := range []queue.PubAck{{Queue: "jobs", Seq: 1}, {Queue: "a-b_C9", Seq: 1<<64 - 1, Duplicate: true}} {
+		want, _ := json.Marshal(a)
+		got := pubAckJSON(nil, a)
+		if string(got) != string(want) {
+			t.Errorf("%+v: %s, want %s", a, got, want)
+		}
 	}
 }
