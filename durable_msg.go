@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,12 +56,42 @@ func (c *Conn) PublishDurable(ctx context.Context, subject string, data []byte, 
 	if err != nil {
 		return nil, err
 	}
-	var a PubAck
-	if err := decodeQueueReply(m.Data, &a); err != nil {
+	a, err := decodePubAck(m.Data)
+	if err != nil {
 		return nil, err
 	}
 	if a.Queue == "" {
 		return nil, fmt.Errorf("switchboard: publish %q: the answer %q is not a queue's acknowledgement", subject, truncate(m.Data, 80))
+	}
+	return a, nil
+}
+
+// decodePubAck reads a publish acknowledgement: the hub's exact form
+// ({"queue":"q","seq":1,"duplicate":false}) by hand, anything else (an
+// error, another spelling) with encoding/json.
+func decodePubAck(b []byte) (*PubAck, error) {
+	const q, s, d = `{"queue":"`, `","seq":`, `,"duplicate":`
+	if rest, ok := bytes.CutPrefix(b, []byte(q)); ok {
+		if i := bytes.IndexByte(rest, '"'); i > 0 && bytes.IndexByte(rest[:i], '\\') < 0 {
+			name := rest[:i]
+			if rest, ok := bytes.CutPrefix(rest[i:], []byte(s)); ok {
+				if j := bytes.IndexByte(rest, ','); j > 0 {
+					seq, err := strconv.ParseUint(string(rest[:j]), 10, 64)
+					if rest, ok := bytes.CutPrefix(rest[j:], []byte(d)); ok && err == nil {
+						switch string(rest) {
+						case "false}":
+							return &PubAck{Queue: string(name), Seq: seq}, nil
+						case "true}":
+							return &PubAck{Queue: string(name), Seq: seq, Duplicate: true}, nil
+						}
+					}
+				}
+			}
+		}
+	}
+	var a PubAck
+	if err := decodeQueueReply(b, &a); err != nil {
+		return nil, err
 	}
 	return &a, nil
 }
@@ -85,7 +116,9 @@ func (c *Conn) PublishDurableAsync(subject string, data []byte, opts *DurableOpt
 	tok, ch := r.register()
 	var rb [64]byte
 	reply := string(appendToken(append(rb[:0], r.prefix...), tok))
-	if err := c.publish(nil, subject, reply, opts.header(), data, true); err != nil {
+	// Not inline: a publisher keeping a window in flight is served best by
+	// the connection's flusher, which writes many messages per syscall.
+	if err := c.publish(nil, subject, reply, opts.header(), data, false); err != nil {
 		r.cancel(tok, ch)
 		return nil, err
 	}
@@ -96,14 +129,14 @@ func (c *Conn) PublishDurableAsync(subject string, data []byte, opts *DurableOpt
 func (f *AckFuture) Wait(ctx context.Context) (*PubAck, error) {
 	select {
 	case m := <-f.ch:
-		var a PubAck
-		if err := decodeQueueReply(m.Data, &a); err != nil {
+		a, err := decodePubAck(m.Data)
+		if err != nil {
 			return nil, err
 		}
 		if a.Queue == "" {
 			return nil, fmt.Errorf("switchboard: publish %q: the answer %q is not a queue's acknowledgement", f.subject, truncate(m.Data, 80))
 		}
-		return &a, nil
+		return a, nil
 	case <-ctx.Done():
 		f.r.cancel(f.tok, f.ch)
 		return nil, ctxError("switchboard: publish "+f.subject, ctx.Err())

@@ -21,3 +21,6 @@ func ShmWriting(c *Conn) int {
 	defer c.shm.mu.Unlock()
 	return len(c.shm.pubs)
 }
+
+// DecodePubAck exposes decodePubAck.
+var DecodePubAck = decodePubAck
