@@ -209,3 +209,54 @@ func TestPubAckJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePushConsumer: a push consumer gets deliveries on its subject,
+// at most max_in_flight unacknowledged at a time, shared by a queue group.
+func TestQueuePushConsumer(t *testing.T) {
+	th := startHub(t, Config{DataDir: t.TempDir()})
+	nc := natsConn(t, th, th.transports()[0])
+	var e struct{ Error, Code string }
+	qreq(t, nc, "$SB.Q.CREATE.mail", `{"consumers":[{"name":"senders","deliver_subject":"mail.send","max_in_flight":2}]}`, &e)
+	if e.Error != "" {
+		t.Fatal(e)
+	}
+	w1, _ := nc.QueueSubscribeSync("mail.send", "workers")
+	w2, _ := nc.QueueSubscribeSync("mail.send", "workers")
+	for i := range 5 {
+		var a struct{ Seq uint64 }
+		qreq(t, nc, "mail", fmt.Sprint("mail ", i), &a)
+	}
+	next := func() *nats.Msg {
+		for {
+			for _, s := range []*nats.Subscription{w1, w2} {
+				if m, err := s.NextMsg(10 * time.Millisecond); err == nil {
+					return m
+				}
+			}
+		}
+	}
+	first := []*nats.Msg{next(), next()}
+	for _, s := range []*nats.Subscription{w1, w2} {
+		if m, err := s.NextMsg(200 * time.Millisecond); err == nil {
+			t.Fatalf("a third delivery past max_in_flight 2: %q", m.Data)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range first {
+		seen[string(m.Data)] = true
+		m.Respond([]byte("+ACK"))
+	}
+	for len(seen) < 5 {
+		m := next()
+		if seen[string(m.Data)] {
+			t.Fatalf("%q delivered twice", m.Data)
+		}
+		seen[string(m.Data)] = true
+		m.Respond(nil)
+	}
+	waitFor(t, "the queue to empty", func() bool {
+		var info struct{ Messages int64 }
+		qreq(t, nc, "$SB.Q.INFO.mail", nil, &info)
+		return info.Messages == 0
+	})
+}

@@ -329,3 +329,92 @@ func TestSubjectsDoNotOverlap(t *testing.T) {
 		t.Fatalf("twice: %v", err)
 	}
 }
+
+// TestLimitsConsumers: each consumer of a Limits queue has its own position
+// and acks; messages stay when acked; the acks survive a restart.
+func TestLimitsConsumers(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder()
+	m := openTest(t, dir, rec)
+	if _, err := m.Create(Config{Name: "log", Retention: Limits, Consumers: []ConsumerConfig{{Name: "a"}, {Name: "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	q := m.Get("log")
+	for i := range 4 {
+		publish(t, q, "log", fmt.Sprint("e", i), "")
+	}
+	for _, c := range []string{"a", "b"} {
+		if err := q.Fetch(c, "to."+c, 4, time.Second, false); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.wait(t, "to."+c, 4)
+		for i, s := range got {
+			if string(s.d.Data) != fmt.Sprint("e", i) || s.d.Consumer != c {
+				t.Fatalf("consumer %s, delivery %d: %+v", c, i, s.d)
+			}
+		}
+		// a acks everything, b only the first two.
+		n := 4
+		if c == "b" {
+			n = 2
+		}
+		for _, s := range got[:n] {
+			done := make(chan error, 1)
+			if err := q.Ack(context.Background(), c, s.d.Seq, s.d.ID, Ack, 0, func(err error) { done <- err }); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if inf := q.Info(); inf.Messages != 4 {
+		t.Fatalf("a limits queue dropped acked messages: %+v", inf)
+	}
+	m.Close()
+	rec2 := newRecorder()
+	m2 := openTest(t, dir, rec2)
+	defer m2.Close()
+	q2 := m2.Get("log")
+	for c, want := range map[string][]string{"a": nil, "b": {"e2", "e3"}} {
+		if err := q2.Fetch(c, "again."+c, 10, 100*time.Millisecond, false); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range rec2.waitEnd(t, "again."+c) {
+			got = append(got, string(s.d.Data))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("consumer %s after restart: %v, want %v", c, got, want)
+		}
+	}
+}
+
+// TestDelayedMessage: a message published with a not-before time is not
+// handed out before it.
+func TestDelayedMessage(t *testing.T) {
+	rec := newRecorder()
+	m := openTest(t, t.TempDir(), rec)
+	defer m.Close()
+	if _, err := m.Create(Config{Name: "later"}); err != nil {
+		t.Fatal(err)
+	}
+	q := m.Get("later")
+	at := time.Now().Add(300 * time.Millisecond)
+	done := make(chan error, 1)
+	q.Publish(context.Background(), "later", nil, []byte("wake up"), "", at, func(_ PubAck, err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	publish(t, q, "later", "now", "")
+	if err := q.Fetch(DefaultConsumer, "f", 2, 5*time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.wait(t, "f", 2)
+	if string(got[0].d.Data) != "now" || string(got[1].d.Data) != "wake up" {
+		t.Fatalf("order: %q, %q", got[0].d.Data, got[1].d.Data)
+	}
+	if time.Now().Before(at) {
+		t.Fatalf("delayed message delivered %v early", time.Until(at))
+	}
+}
