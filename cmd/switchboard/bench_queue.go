@@ -71,22 +71,24 @@ type queueBenchSettings struct {
 	batch        int
 	transport    string
 	latencyMax   int
+	phases       map[string]bool // latency, publish, consume
 	recoveryGiB  float64
 	recoverySize int
 	dir          string
 	hubProfile   string
+	profile      string // this process's CPU profile
 }
 
 func newBenchQueue(bs *benchSettings) *cobra.Command {
 	s := &queueBenchSettings{bench: bs}
-	var pubs string
+	var pubs, phases string
 	cmd := &cobra.Command{
 		Use:   "queue",
 		Short: "Measure durable queues: publish, consume, ack latency, recovery (and JetStream with --vs-nats)",
 		Long:  benchQueueLong,
 		Args:  wrapArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := s.parse(pubs); err != nil {
+			if err := s.parse(pubs, phases); err != nil {
 				return err
 			}
 			return runBenchQueue(cmd, s)
@@ -99,15 +101,26 @@ func newBenchQueue(bs *benchSettings) *cobra.Command {
 	f.IntVar(&s.batch, "batch", 256, "messages per Fetch when consuming")
 	f.StringVar(&s.transport, "transport", "tcp", "hub transport: tcp or unix (JetStream is always tcp)")
 	f.IntVar(&s.latencyMax, "latency-msgs", 20000, "ack-latency round trips at most (capped by --duration)")
+	f.StringVar(&phases, "phases", "latency,publish,consume", "what to measure, comma-separated: latency, publish, consume")
 	f.Float64Var(&s.recoveryGiB, "recovery-gib", 0, "fill a queue with this many GiB of journal and measure the hub's restart (0: skip)")
 	f.IntVar(&s.recoverySize, "recovery-size", 128, "payload bytes of the messages that fill --recovery-gib")
 	f.StringVar(&s.dir, "dir", os.TempDir(), "where the servers' temporary data directories go (use a real disk)")
 	f.StringVar(&s.hubProfile, "hub-cpuprofile", "", "have the hub write a CPU profile to this file (serve --cpuprofile)")
 	f.MarkHidden("hub-cpuprofile")
+	f.StringVar(&s.profile, "cpuprofile", "", "write a CPU profile of the bench's clients (this process) to this file")
+	f.MarkHidden("cpuprofile")
 	return cmd
 }
 
-func (s *queueBenchSettings) parse(pubs string) error {
+func (s *queueBenchSettings) parse(pubs, phases string) error {
+	s.phases = map[string]bool{}
+	for _, f := range strings.Split(phases, ",") {
+		f = strings.TrimSpace(f)
+		if f != "latency" && f != "publish" && f != "consume" {
+			return usagef("--phases: %q is not latency, publish or consume", f)
+		}
+		s.phases[f] = true
+	}
 	s.publishers = nil
 	for _, f := range strings.Split(pubs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -144,10 +157,15 @@ type queueFigures struct {
 	ConsumeMsgsPerS          float64          `json:"consume_msgs_per_s"`
 	ConsumeMsgsPerSRounds    []float64        `json:"consume_msgs_per_s_rounds"`
 	ConsumeMsgs              int64            `json:"consume_msgs"` // over all rounds
-	AckLatencyP50NS          int64            `json:"ack_latency_p50_ns"`
-	AckLatencyP99NS          int64            `json:"ack_latency_p99_ns"`
-	AckLatencySamples        int              `json:"ack_latency_samples"` // over all rounds
-	p50s, p99s               []float64
+	// CPU used while consuming, in percent of one CPU: the server process
+	// and this one (the clients).
+	ConsumeServerCPUPercent float64 `json:"consume_server_cpu_percent"`
+	ConsumeClientCPUPercent float64 `json:"consume_client_cpu_percent"`
+	consumeCPU              cpuRounds
+	AckLatencyP50NS         int64 `json:"ack_latency_p50_ns"`
+	AckLatencyP99NS         int64 `json:"ack_latency_p99_ns"`
+	AckLatencySamples       int   `json:"ack_latency_samples"` // over all rounds
+	p50s, p99s              []float64
 }
 
 // queuePubFigure is durable publish at one publisher count.
@@ -156,6 +174,15 @@ type queuePubFigure struct {
 	MsgsPerS       float64   `json:"msgs_per_s"`
 	MsgsPerSRounds []float64 `json:"msgs_per_s_rounds"`
 	Msgs           int64     `json:"msgs"` // acknowledged, over all rounds
+	// CPU used meanwhile, in percent of one CPU: the server process and
+	// this one (the publishers).
+	ServerCPUPercent float64 `json:"server_cpu_percent"`
+	ClientCPUPercent float64 `json:"client_cpu_percent"`
+	cpu              cpuRounds
+	// MsgsPerSync is how many messages one fsync of the hub's journal
+	// covered (group commit): appends ÷ fsyncs over the run; hub only.
+	MsgsPerSync float64 `json:"msgs_per_sync,omitempty"`
+	perSync     []float64
 	// hub/JetStream at this count (hub rows, with --vs-nats).
 	VsJetStreamAlways  float64 `json:"vs_jetstream_always,omitempty"`
 	VsJetStreamDefault float64 `json:"vs_jetstream_default,omitempty"`
@@ -222,6 +249,13 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 		return err
 	}
 	rep := &queueBenchReport{Machine: readMachine(), ConsumeAcks: "confirmed"}
+	if s.profile != "" {
+		stopProfile, err := startCPUProfile(s.profile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	tmp, err := os.MkdirTemp(s.dir, "sb-bq-")
 	if err != nil {
 		return err
@@ -267,6 +301,9 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 			}
 		}
 		for i, sd := range sides {
+			if !s.phases["latency"] {
+				break
+			}
 			samples, err := queueLatency(ctx, sd, payload, bs.duration, s.latencyMax)
 			if err != nil {
 				return fmt.Errorf("%s: ack latency: %w", sd.name(), err)
@@ -280,28 +317,45 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 		}
 		for pi, n := range s.publishers {
 			for i, sd := range sides {
+				if !s.phases["publish"] {
+					break
+				}
+				st0, _ := sd.storage(ctx)
+				m := startCPU(sd.pid())
 				msgs, el, err := queuePublishFor(ctx, sd, n, s.inFlight, payload, bs.duration, bs.timeout)
 				if err != nil {
 					return fmt.Errorf("%s: durable publish, %d publishers: %w", sd.name(), n, err)
 				}
 				p := &figs[i].Publish[pi]
+				cs, cc := p.cpu.add(m)
+				perSync := ""
+				if st1, ok := sd.storage(ctx); ok && st1[1] > st0[1] {
+					p.perSync = append(p.perSync, float64(st1[0]-st0[0])/float64(st1[1]-st0[1]))
+					perSync = fmt.Sprintf(", %.0f msgs a fsync", p.perSync[len(p.perSync)-1])
+				}
 				rate := float64(msgs) / el.Seconds()
 				p.MsgsPerSRounds = append(p.MsgsPerSRounds, rate)
 				p.Msgs += msgs
-				fmt.Fprintf(progress, "round %d %s: durable publish, %d publishers: %s msgs/s (%d in %.2fs)\n",
-					round, sd.name(), n, fmtRate(rate), msgs, el.Seconds())
+				fmt.Fprintf(progress, "round %d %s: durable publish, %d publishers: %s msgs/s (%d in %.2fs; CPU: server %.0f%%, clients %.0f%%%s)\n",
+					round, sd.name(), n, fmtRate(rate), msgs, el.Seconds(), cs, cc, perSync)
 			}
 		}
 		for i, sd := range sides {
+			if !s.phases["consume"] {
+				break
+			}
+			m := startCPU(sd.pid())
 			msgs, el, err := queueConsume(ctx, sd, s.batch, bs.duration, bs.timeout)
 			if err != nil {
 				return fmt.Errorf("%s: consume: %w", sd.name(), err)
 			}
 			f := figs[i]
+			cs, cc := f.consumeCPU.add(m)
 			rate := float64(msgs) / el.Seconds()
 			f.ConsumeMsgsPerSRounds = append(f.ConsumeMsgsPerSRounds, rate)
 			f.ConsumeMsgs += msgs
-			fmt.Fprintf(progress, "round %d %s: consume: %s msgs/s (%d in %.2fs)\n", round, sd.name(), fmtRate(rate), msgs, el.Seconds())
+			fmt.Fprintf(progress, "round %d %s: consume: %s msgs/s (%d in %.2fs; CPU: server %.0f%%, clients %.0f%%)\n",
+				round, sd.name(), fmtRate(rate), msgs, el.Seconds(), cs, cc)
 		}
 	}
 	for _, f := range figs {
@@ -309,7 +363,7 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 	}
 	rep.queueFigures = *figs[0]
 	rep.Hub = hub.proc.info
-	if len(figs) == 3 {
+	if len(figs) == 3 && s.phases["publish"] {
 		rep.JetStreamAlways, rep.JetStreamDefault = figs[1], figs[2]
 		rep.NATSAlways, rep.NATSDefault = &sides[1].(*jsQueueSide).proc.info, &sides[2].(*jsQueueSide).proc.info
 		rep.compare(s)
@@ -342,11 +396,14 @@ func (f *queueFigures) summarize() {
 	for i := range f.Publish {
 		p := &f.Publish[i]
 		p.MsgsPerS = median(p.MsgsPerSRounds)
+		p.ServerCPUPercent, p.ClientCPUPercent = median(p.cpu.server), median(p.cpu.client)
+		p.MsgsPerSync = median(p.perSync)
 		if p.MsgsPerS > f.DurablePublishMsgsPerS {
 			f.DurablePublishMsgsPerS, f.DurablePublishPublishers = p.MsgsPerS, p.Publishers
 		}
 	}
 	f.ConsumeMsgsPerS = median(f.ConsumeMsgsPerSRounds)
+	f.ConsumeServerCPUPercent, f.ConsumeClientCPUPercent = median(f.consumeCPU.server), median(f.consumeCPU.client)
 	f.AckLatencyP50NS, f.AckLatencyP99NS = int64(median(f.p50s)), int64(median(f.p99s))
 }
 
@@ -398,32 +455,45 @@ func (rep *queueBenchReport) write(w io.Writer, s *queueBenchSettings, asJSON bo
 	if rep.JetStreamAlways != nil {
 		all = append(all, rep.JetStreamAlways, rep.JetStreamDefault)
 	}
-	fmt.Fprintf(w, "\ndurable publish: %d in flight per publisher, each on its own connection; acknowledged msgs/s\n", s.inFlight)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "publishers\tserver\tmsgs/s\tMB/s\thub/server\t")
-	for i := range rep.Publish {
-		for _, f := range all {
-			p := f.Publish[i]
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%s\t\n", p.Publishers, f.Server, fmtRate(p.MsgsPerS),
-				p.MsgsPerS*float64(s.size)/1e6, fmtRatio(ratio(rep.Publish[i].MsgsPerS, p.MsgsPerS), f.Server))
+	var tw *tabwriter.Writer
+	if s.phases["publish"] {
+		fmt.Fprintf(w, "\ndurable publish: %d in flight per publisher, each on its own connection; acknowledged msgs/s; CPU in %% of one CPU\n", s.inFlight)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "publishers\tserver\tmsgs/s\tMB/s\thub/server\tserver CPU\tclients CPU\tmsgs/fsync\t")
+		for i := range rep.Publish {
+			for _, f := range all {
+				p := f.Publish[i]
+				perSync := ""
+				if p.MsgsPerSync > 0 {
+					perSync = fmt.Sprintf("%.0f", p.MsgsPerSync)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%s\t%.0f%%\t%.0f%%\t%s\t\n", p.Publishers, f.Server, fmtRate(p.MsgsPerS),
+					p.MsgsPerS*float64(s.size)/1e6, fmtRatio(ratio(rep.Publish[i].MsgsPerS, p.MsgsPerS), f.Server),
+					p.ServerCPUPercent, p.ClientCPUPercent, perSync)
+			}
 		}
+		tw.Flush()
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nconsume: Fetch %d, then a confirmed ack for each (acks confirmed: each waits for the server's answer)\n", s.batch)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tmsgs/s\tmsgs (all rounds)\thub/server\t")
-	for _, f := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t\n", f.Server, fmtRate(f.ConsumeMsgsPerS), f.ConsumeMsgs, fmtRatio(ratio(rep.ConsumeMsgsPerS, f.ConsumeMsgsPerS), f.Server))
+	if s.phases["consume"] {
+		fmt.Fprintf(w, "\nconsume: Fetch %d, then ack each, all concurrently; acks confirmed (each waits for the server's answer)\n", s.batch)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "server\tmsgs/s\tmsgs (all rounds)\thub/server\tserver CPU\tclient CPU\t")
+		for _, f := range all {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.0f%%\t%.0f%%\t\n", f.Server, fmtRate(f.ConsumeMsgsPerS), f.ConsumeMsgs,
+				fmtRatio(ratio(rep.ConsumeMsgsPerS, f.ConsumeMsgsPerS), f.Server), f.ConsumeServerCPUPercent, f.ConsumeClientCPUPercent)
+		}
+		tw.Flush()
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\npublish-ack latency: one publisher, one publish in flight\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tp50\tp99\tround trips\thub/server p50\t")
-	for _, f := range all {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t\n", f.Server, fmtNS(f.AckLatencyP50NS), fmtNS(f.AckLatencyP99NS), f.AckLatencySamples,
-			fmtRatio(ratio(float64(rep.AckLatencyP50NS), float64(f.AckLatencyP50NS)), f.Server))
+	if s.phases["latency"] {
+		fmt.Fprintf(w, "\npublish-ack latency: one publisher, one publish in flight\n")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "server\tp50\tp99\tround trips\thub/server p50\t")
+		for _, f := range all {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t\n", f.Server, fmtNS(f.AckLatencyP50NS), fmtNS(f.AckLatencyP99NS), f.AckLatencySamples,
+				fmtRatio(ratio(float64(rep.AckLatencyP50NS), float64(f.AckLatencyP50NS)), f.Server))
+		}
+		tw.Flush()
 	}
-	tw.Flush()
 	if len(rep.Targets) > 0 {
 		fmt.Fprintf(w, "\ntargets (issue 6), best publisher count of each server\n")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -437,8 +507,8 @@ func (rep *queueBenchReport) write(w io.Writer, s *queueBenchSettings, asJSON bo
 		tw.Flush()
 	}
 	if r := rep.Recovery; r != nil {
-		fmt.Fprintf(w, "\nrecovery: %d messages of %s, %s of journal in %d segments (filled in %.1fs)\n",
-			r.Messages, sizeLabel(r.MsgSize), sizeLabel64(r.JournalBytes), r.Segments, r.FillSeconds)
+		fmt.Fprintf(w, "\nrecovery: %s messages of %s, %.2f GiB of journal in %d segments (filled in %.1fs)\n",
+			fmtRate(float64(r.Messages)), sizeLabel(r.MsgSize), float64(r.JournalBytes)/(1<<30), r.Segments, r.FillSeconds)
 		fmt.Fprintf(w, "  restart until the queue answers INFO: %s (journal replay %s), page cache warm\n", fmtNS(r.RestartToInfoNS), r.JournalReplay)
 		fmt.Fprintf(w, "  restart until the queue answers INFO: %s (journal replay %s), journal evicted from the page cache\n", fmtNS(r.ColdRestartToInfoNS), r.ColdJournalReplay)
 		fmt.Fprintf(w, "  stop (SIGTERM until exit) %.2fs; messages after restart %d\n", r.StopSeconds, r.MessagesAfter)
@@ -463,6 +533,10 @@ type queueSide interface {
 	consumer(ctx context.Context) (queueConsumer, error)
 	// stored is how many messages the queue holds.
 	stored(ctx context.Context) (int64, error)
+	pid() int // the server process
+	// storage returns the journal's appends and fsyncs, if the server
+	// reports them (the hub does).
+	storage(ctx context.Context) ([2]uint64, bool)
 	close()
 }
 
@@ -641,6 +715,16 @@ type hubQueueSide struct {
 
 func (h *hubQueueSide) name() string { return "hub" }
 
+func (h *hubQueueSide) pid() int { return h.proc.info.PID }
+
+func (h *hubQueueSide) storage(ctx context.Context) ([2]uint64, bool) {
+	inf, err := h.admin.QueueInfo(ctx, benchQueueName)
+	if err != nil {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{inf.Storage.Appends, inf.Storage.Syncs}, true
+}
+
 // launch starts `serve` with its data under dir, on the socket and TCP
 // address given; it does not wait.
 func (h *hubQueueSide) launch(sock, tcp string, stderr io.Writer, extra ...string) (*serverProc, error) {
@@ -798,6 +882,10 @@ type jsQueueSide struct {
 }
 
 const jsStream, jsConsumer = "BENCH", "bench"
+
+func (j *jsQueueSide) pid() int { return j.proc.info.PID }
+
+func (j *jsQueueSide) storage(context.Context) ([2]uint64, bool) { return [2]uint64{}, false }
 
 func (j *jsQueueSide) name() string {
 	if j.always {
@@ -1034,7 +1122,7 @@ func (h *hubQueueSide) recovery(ctx context.Context, progress io.Writer) (*queue
 		return nil, err
 	}
 	r.Messages, r.JournalBytes, r.Segments = inf.Messages, inf.Storage.Bytes, inf.Storage.Segments
-	fmt.Fprintf(progress, "recovery: %d messages, %s of journal in %.1fs\n", r.Messages, sizeLabel64(r.JournalBytes), r.FillSeconds)
+	fmt.Fprintf(progress, "recovery: %d messages, %.2f GiB of journal in %.1fs\n", r.Messages, float64(r.JournalBytes)/(1<<30), r.FillSeconds)
 
 	for _, cold := range []bool{false, true} {
 		d, replay, n, stopped, err := h.restart(ctx, cold)
@@ -1153,4 +1241,46 @@ func fsType(dir string) string {
 		}
 	}
 	return typ
+}
+
+// cpuMark is the CPU time of a server process and of this one at the
+// start of a run.
+type cpuMark struct {
+	pid            int
+	server, client time.Duration
+	at             time.Time
+}
+
+func startCPU(pid int) cpuMark {
+	return cpuMark{pid: pid, server: procCPU(pid), client: procCPU(os.Getpid()), at: time.Now()}
+}
+
+// cpuRounds collects each round's CPU use, in percent of one CPU.
+type cpuRounds struct{ server, client []float64 }
+
+// add records the CPU used since m and returns it.
+func (c *cpuRounds) add(m cpuMark) (server, client float64) {
+	el := time.Since(m.at).Seconds()
+	server = float64(procCPU(m.pid)-m.server) / 1e9 / el * 100
+	client = float64(procCPU(os.Getpid())-m.client) / 1e9 / el * 100
+	c.server, c.client = append(c.server, server), append(c.client, client)
+	return server, client
+}
+
+// procCPU is the user and system CPU time process pid has used, from
+// /proc/PID/stat (0 if unknown).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, field 2, may hold spaces: count from its ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(u+st) * time.Second / hz
 }
