@@ -109,6 +109,7 @@ func faultWorkload(t *testing.T, ffs *queuetest.FaultFS) *faultRun {
 		}()
 	}
 	wg.Wait()
+	removeBefore(j.Last()) // all but the newest segment
 	return r
 }
 

@@ -1,9 +1,12 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -79,7 +82,7 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
-	if err := j.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := j.mkdir(); err != nil {
 		return nil, nil, fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 	lock, err := j.fs.Lock(joinDir(dir, lockName))
@@ -105,6 +108,31 @@ func Open(dir string, opts Options) (*Journal, *Recovery, error) {
 	j.logRecovery(rec)
 	go j.run()
 	return j, rec, nil
+}
+
+// mkdir creates the journal's directory and any missing parent, and
+// fsyncs the parent of each directory it created: a new directory's
+// entry is durable only then, and with it everything inside.
+func (j *Journal) mkdir() error {
+	var created []string
+	for d := filepath.Clean(j.dir); ; d = filepath.Dir(d) {
+		if _, err := j.fs.ReadDir(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := j.fs.MkdirAll(j.dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range slices.Backward(created) {
+		if err := j.fs.SyncDir(filepath.Dir(d)); err != nil {
+			return fmt.Errorf("sync directory %s: %w", filepath.Dir(d), err)
+		}
+	}
+	return nil
 }
 
 // recover rebuilds the segment list and index from the directory.
@@ -186,27 +214,27 @@ func (j *Journal) recover(rec *Recovery) error {
 
 	// Scan them, oldest first.
 	var prevLast uint64 // last index of the previous segment
-	for i, fs := range segs {
+	for i, sg := range segs {
 		upper := uint64(math.MaxUint64)
 		if i+1 < len(segs) {
 			upper = segs[i+1].first - 1
 		}
-		res, err := scanSegment(files[i], sizes[i], fs.first, upper, j.opts.MaxRecord)
+		res, err := scanSegment(files[i], sizes[i], sg.first, upper, j.opts.MaxRecord)
 		if err != nil {
-			return fmt.Errorf("read segment %s: %w", fs.name, err)
+			return fmt.Errorf("read segment %s: %w", sg.name, err)
 		}
-		if i > 0 && fs.first > prevLast+1 && !trailingLoss(rec.Damage, segs[i-1].name) {
-			rec.Gaps = append(rec.Gaps, Gap{FirstLost: prevLast + 1, LastLost: fs.first - 1, Before: fs.name})
+		if i > 0 && sg.first > prevLast+1 && !trailingLoss(rec.Damage, segs[i-1].name) {
+			rec.Gaps = append(rec.Gaps, Gap{FirstLost: prevLast + 1, LastLost: sg.first - 1, Before: sg.name})
 		}
 		newest := i == len(segs)-1
 		// The newest segment is repaired: cut back to its last record,
 		// or removed if it holds none and has no valid header.
 		drop := newest && !res.hdrOK && res.records == 0
 		cut := newest && !drop && res.end < sizes[i]
-		s := &segment{name: fs.name, first: fs.first, f: files[i], badHeader: !res.hdrOK,
+		s := &segment{name: sg.name, first: sg.first, f: files[i], badHeader: !res.hdrOK,
 			offsets: res.offsets, records: res.records, end: res.end}
 		for _, d := range res.damage {
-			dm := Damage{Segment: fs.name, Start: d.start, End: d.end, Reason: d.reason}
+			dm := Damage{Segment: sg.name, Start: d.start, End: d.end, Reason: d.reason}
 			switch {
 			case !d.tail && d.lostTo >= d.lostFrom:
 				dm.FirstLost, dm.LastLost = d.lostFrom, d.lostTo
@@ -229,14 +257,14 @@ func (j *Journal) recover(rec *Recovery) error {
 			// nothing to keep, and it cannot be appended to.
 			files[i].Close()
 			files[i] = nil
-			if err := j.fs.Remove(joinDir(j.dir, fs.name)); err != nil {
-				return fmt.Errorf("remove %s: %w", fs.name, err)
+			if err := j.fs.Remove(joinDir(j.dir, sg.name)); err != nil {
+				return fmt.Errorf("remove %s: %w", sg.name, err)
 			}
 			if err := j.syncDir(); err != nil {
 				return err
 			}
-			rec.Removed = append(rec.Removed, fs.name)
-			prevLast = max(prevLast, fs.first-1)
+			rec.Removed = append(rec.Removed, sg.name)
+			prevLast = max(prevLast, sg.first-1)
 			break
 		}
 		files[i] = nil // owned by s now

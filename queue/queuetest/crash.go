@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 )
 
 // Crash returns the file system as a power cut at this moment would leave
@@ -22,16 +23,30 @@ import (
 func (f *FaultFS) Crash(rng *rand.Rand) *FaultFS {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ns := maps.Clone(f.durable)
+	ns, dirs := maps.Clone(f.durable), maps.Clone(f.ddirs)
 	if rng != nil {
 		for _, op := range f.pending[:rng.IntN(len(f.pending)+1)] {
-			op.apply(ns)
+			op.apply(ns, dirs)
 		}
 	}
+	// A directory survives only if its parent does; a file only if its
+	// directory does.
+	var alive func(d string) bool
+	alive = func(d string) bool {
+		p := filepath.Dir(d)
+		return dirs[d] && (p == d || alive(p))
+	}
 	out := New()
-	out.dirs = maps.Clone(f.dirs)
+	for d := range dirs {
+		if alive(d) {
+			out.dirs[d], out.ddirs[d] = true, true
+		}
+	}
 	inodes := map[*inode]*inode{}
 	for name, ino := range ns {
+		if !out.dirs[filepath.Dir(name)] {
+			continue
+		}
 		n, ok := inodes[ino]
 		if !ok {
 			data := crashContent(ino, rng)

@@ -22,7 +22,8 @@ type FaultFS struct {
 	files   map[string]*inode // what a reader sees: path -> file
 	durable map[string]*inode // entries that survive a crash
 	pending []dirOp           // directory operations not yet synced
-	dirs    map[string]bool
+	dirs    map[string]bool   // directories a reader sees
+	ddirs   map[string]bool   // directories that survive a crash
 	locks   map[string]bool
 	calls   map[Op]int
 	faults  []Fault
@@ -48,6 +49,7 @@ const (
 	opCreate dirKind = iota
 	opRemove
 	opRename
+	opMkdir
 )
 
 // dirOp is a directory change waiting for a SyncDir.
@@ -68,6 +70,7 @@ func New() *FaultFS {
 		files:   map[string]*inode{},
 		durable: map[string]*inode{},
 		dirs:    map[string]bool{"/": true, ".": true},
+		ddirs:   map[string]bool{"/": true, ".": true},
 		locks:   map[string]bool{},
 		calls:   map[Op]int{},
 	}
@@ -178,7 +181,8 @@ func (f *FaultFS) Rename(oldname, newname string) error {
 	return nil
 }
 
-// MkdirAll creates a directory and its parents, durably at once.
+// MkdirAll creates a directory and its parents. Each new directory is
+// an entry of its parent: durable once the parent is synced.
 func (f *FaultFS) MkdirAll(dir string, perm fs.FileMode) error {
 	dir = clean(dir)
 	if err := f.begin(OpMkdir, dir); err != nil {
@@ -186,11 +190,16 @@ func (f *FaultFS) MkdirAll(dir string, perm fs.FileMode) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var missing []string
 	for d := dir; !f.dirs[d]; d = filepath.Dir(d) {
 		if _, ok := f.files[d]; ok {
 			return pathErr("mkdir", d, syscall.ENOTDIR)
 		}
+		missing = append(missing, d)
+	}
+	for _, d := range slices.Backward(missing) {
 		f.dirs[d] = true
+		f.pending = append(f.pending, dirOp{kind: opMkdir, dir: filepath.Dir(d), name: d})
 	}
 	return nil
 }
@@ -209,7 +218,7 @@ func (f *FaultFS) SyncDir(dir string) error {
 	rest := f.pending[:0]
 	for _, op := range f.pending {
 		if op.dir == dir {
-			op.apply(f.durable)
+			op.apply(f.durable, f.ddirs)
 		} else {
 			rest = append(rest, op)
 		}
@@ -220,8 +229,10 @@ func (f *FaultFS) SyncDir(dir string) error {
 }
 
 // apply replays a directory operation on a namespace.
-func (op dirOp) apply(ns map[string]*inode) {
+func (op dirOp) apply(ns map[string]*inode, dirs map[string]bool) {
 	switch op.kind {
+	case opMkdir:
+		dirs[op.name] = true
 	case opCreate:
 		ns[op.name] = op.ino
 	case opRemove:
@@ -284,6 +295,7 @@ func (f *FaultFS) WriteFile(name string, data []byte) {
 	defer f.mu.Unlock()
 	for d := filepath.Dir(name); !f.dirs[d]; d = filepath.Dir(d) {
 		f.dirs[d] = true
+		f.ddirs[d] = true
 	}
 	ino := &inode{data: bytes.Clone(data), synced: bytes.Clone(data)}
 	f.files[name] = ino

@@ -51,6 +51,9 @@ func TestCrashKeepsOnlySynced(t *testing.T) {
 	if err := f.MkdirAll("/d", 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
 	a := mustCreate(t, f, "/d/a")
 	mustWrite(t, a, []byte("hello"), 0)
 	if err := a.Sync(); err != nil {
@@ -182,6 +185,9 @@ func TestCrashDirPrefix(t *testing.T) {
 	if err := f.MkdirAll("/d", 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
 	names := []string{"/d/1", "/d/2", "/d/3", "/d/4"}
 	for _, n := range names {
 		mustCreate(t, f, n).Close()
@@ -311,5 +317,42 @@ func TestFailedSyncForgetsDirtyData(t *testing.T) {
 	want = "synced;again\x00\x00\x00later"
 	if got := content(t, f.Crash(nil), "/seg"); string(got) != want {
 		t.Fatalf("after rewriting %q, want %q", got, want)
+	}
+}
+
+// TestCrashLosesUnsyncedDirectory: a new directory is an entry of its
+// parent; until the parent is synced a crash loses it with everything
+// in it, synced files included.
+func TestCrashLosesUnsyncedDirectory(t *testing.T) {
+	f := New()
+	if err := f.MkdirAll("/a/b", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fl := mustCreate(t, f, "/a/b/file")
+	mustWrite(t, fl, []byte("data"), 0)
+	if err := fl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SyncDir("/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.Crash(nil); exists(c, "/a/b/file") {
+		t.Fatal("a file survived in a directory whose entry was never synced")
+	}
+	if err := f.SyncDir("/a"); err != nil { // b is durable in a, a is not in /
+		t.Fatal(err)
+	}
+	if c := f.Crash(nil); exists(c, "/a/b/file") {
+		t.Fatal("a file survived under a directory whose entry was never synced")
+	}
+	if err := f.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	c := f.Crash(nil)
+	if got := content(t, c, "/a/b/file"); string(got) != "data" {
+		t.Fatalf("after syncing every parent: %q", got)
+	}
+	if names, err := c.ReadDir("/a"); err != nil || len(names) != 1 || names[0] != "b" {
+		t.Fatalf("ReadDir /a after the crash: %v, %v", names, err)
 	}
 }
