@@ -38,7 +38,7 @@ func TestWriteFileAtomicCrash(t *testing.T) {
 	const name = "/q/config.json"
 	old, new := []byte("old content"), []byte("new, longer content")
 	for k := 1; ; k++ {
-		ffs := queuetest.New()
+		ffs := queuetest.New().StrictDirs()
 		ffs.WriteFile(name, old)
 		var crashed []*queuetest.FaultFS
 		var calls atomic.Int32

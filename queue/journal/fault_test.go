@@ -166,7 +166,7 @@ func TestFaultInjection(t *testing.T) {
 	ops := []queuetest.Op{queuetest.OpWrite, queuetest.OpSync, queuetest.OpCreate,
 		queuetest.OpRename, queuetest.OpRemove, queuetest.OpSyncDir}
 	// A fault-free run says how many calls of each kind there are.
-	clean := queuetest.New()
+	clean := queuetest.New().StrictDirs()
 	r := faultWorkload(t, clean)
 	if err := r.j.Close(); err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func TestFaultInjection(t *testing.T) {
 // and the recovery; it says whether the fault hit a running journal.
 func faultCase(t *testing.T, name string, fault queuetest.Fault, seed uint64) bool {
 	t.Helper()
-	ffs := queuetest.New()
+	ffs := queuetest.New().StrictDirs()
 	ffs.Inject(fault)
 	r := faultWorkload(t, ffs)
 	hitRunning := false

@@ -42,7 +42,7 @@ func FuzzOpen(f *testing.F) {
 		if len(a)+len(b) > 1<<20 {
 			return
 		}
-		ffs := queuetest.New()
+		ffs := queuetest.New().StrictDirs()
 		files := map[string][]byte{}
 		if flags&1 != 0 {
 			a = append(journal.EncodeSegHeader(1, false), a...)

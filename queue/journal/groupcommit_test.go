@@ -34,7 +34,7 @@ func holdSync(ffs *queuetest.FaultFS) (held, release chan struct{}) {
 // whichever goroutines made them. Nothing is acknowledged before its
 // fsync returns.
 func TestGroupCommit(t *testing.T) {
-	ffs := queuetest.New()
+	ffs := queuetest.New().StrictDirs()
 	j, _ := mustOpen(t, "/q", journal.Options{FS: ffs})
 	defer j.Close()
 	base := j.Stats()
@@ -100,7 +100,7 @@ func TestGroupCommit(t *testing.T) {
 // context that ends it gives up with the context's error and calls
 // nothing.
 func TestMaxPending(t *testing.T) {
-	ffs := queuetest.New()
+	ffs := queuetest.New().StrictDirs()
 	j, _ := mustOpen(t, "/q", journal.Options{FS: ffs, MaxPending: 1000})
 	defer j.Close()
 	held, release := holdSync(ffs)
@@ -149,7 +149,7 @@ func TestMaxPending(t *testing.T) {
 // TestCloseWaitsForPending: Close completes every append made before it
 // (fsynced), and appends after it fail with ErrClosed without a callback.
 func TestCloseWaitsForPending(t *testing.T) {
-	ffs := queuetest.New()
+	ffs := queuetest.New().StrictDirs()
 	j, _ := mustOpen(t, "/q", journal.Options{FS: ffs})
 	held, release := holdSync(ffs)
 	var acked atomic.Int64
@@ -215,7 +215,7 @@ func TestCloseWaitsForPending(t *testing.T) {
 // fsyncs no more than every interval, and when idle within about one.
 func TestWeakerSyncModes(t *testing.T) {
 	t.Run("never", func(t *testing.T) {
-		ffs := queuetest.New()
+		ffs := queuetest.New().StrictDirs()
 		j, _ := mustOpen(t, "/q", journal.Options{FS: ffs, Sync: journal.SyncNever})
 		for i := range 50 {
 			if _, err := j.AppendSync(context.Background(), payload(i)); err != nil {
@@ -244,7 +244,7 @@ func TestWeakerSyncModes(t *testing.T) {
 		}
 	})
 	t.Run("interval", func(t *testing.T) {
-		ffs := queuetest.New()
+		ffs := queuetest.New().StrictDirs()
 		j, _ := mustOpen(t, "/q", journal.Options{FS: ffs, Sync: journal.SyncInterval, SyncInterval: time.Hour})
 		for i := range 50 {
 			if _, err := j.AppendSync(context.Background(), payload(i)); err != nil {

@@ -46,7 +46,7 @@ func TestAppendReadScanReopen(t *testing.T) {
 			opts := journal.Options{SegmentSize: 4096}
 			var ffs *queuetest.FaultFS
 			if fsName == "fault" {
-				ffs = queuetest.New()
+				ffs = queuetest.New().StrictDirs()
 				opts.FS, dir = ffs, "/q"
 			}
 			j, rec := mustOpen(t, dir, opts)
@@ -117,7 +117,7 @@ func TestAppendReadScanReopen(t *testing.T) {
 }
 
 func TestPipelinedDoneOrder(t *testing.T) {
-	j, _ := mustOpen(t, "/q", journal.Options{FS: queuetest.New(), SegmentSize: 8192})
+	j, _ := mustOpen(t, "/q", journal.Options{FS: queuetest.New().StrictDirs(), SegmentSize: 8192})
 	defer j.Close()
 	var mu sync.Mutex
 	var got []uint64

@@ -82,7 +82,7 @@ func TestJournalModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		mode := rapid.SampledFrom([]journal.SyncMode{journal.SyncAlways, journal.SyncAlways, journal.SyncInterval, journal.SyncNever}).Draw(t, "mode")
 		opts := journal.Options{
-			FS:          queuetest.New(),
+			FS:          queuetest.New().StrictDirs(),
 			SegmentSize: journal.MinSegmentSize,
 			Sync:        mode,
 			MaxRecord:   rapid.SampledFrom([]int{600, 2000}).Draw(t, "maxRecord"),

@@ -37,6 +37,7 @@ func (f *FaultFS) Crash(rng *rand.Rand) *FaultFS {
 		return dirs[d] && (p == d || alive(p))
 	}
 	out := New()
+	out.strict = f.strict
 	for d := range dirs {
 		if alive(d) {
 			out.dirs[d], out.ddirs[d] = true, true

@@ -8,8 +8,10 @@
 // (what its last successful Sync persisted). Directory entries — files
 // created, removed and renamed — are durable only after a SyncDir of
 // their directory; until then they sit in an ordered log of pending
-// directory operations. A directory made by MkdirAll is such an entry
-// of its parent; a crash that loses it loses everything inside.
+// directory operations. With [FaultFS.StrictDirs] a directory made by
+// MkdirAll is such an entry of its parent, and a crash that loses it
+// loses everything inside; by default new directories are durable at
+// once.
 //
 // [FaultFS.Crash] returns the file system as a power cut would leave it:
 // the durable entries plus a prefix of the pending directory log (file

@@ -324,7 +324,7 @@ func TestFailedSyncForgetsDirtyData(t *testing.T) {
 // parent; until the parent is synced a crash loses it with everything
 // in it, synced files included.
 func TestCrashLosesUnsyncedDirectory(t *testing.T) {
-	f := New()
+	f := New().StrictDirs()
 	if err := f.MkdirAll("/a/b", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -354,5 +354,17 @@ func TestCrashLosesUnsyncedDirectory(t *testing.T) {
 	}
 	if names, err := c.ReadDir("/a"); err != nil || len(names) != 1 || names[0] != "b" {
 		t.Fatalf("ReadDir /a after the crash: %v, %v", names, err)
+	}
+}
+
+// TestLenientDirs: without StrictDirs, new directories survive a crash
+// without a sync of their parent.
+func TestLenientDirs(t *testing.T) {
+	f := New()
+	if err := f.MkdirAll("/a/b", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := f.Crash(nil).ReadDir("/a"); err != nil || len(names) != 1 {
+		t.Fatalf("ReadDir /a after a crash: %v, %v", names, err)
 	}
 }
