@@ -53,6 +53,7 @@ func (j *Journal) run() {
 				}
 			}
 			if failed != nil {
+				j.release(&b)
 				for _, r := range b.recs {
 					j.stats.failedAppends.Add(1)
 					if r.done != nil {
@@ -60,17 +61,6 @@ func (j *Journal) run() {
 					}
 				}
 			}
-			var bytes int64
-			for _, r := range b.recs {
-				bytes += int64(r.size)
-			}
-			j.mu.Lock()
-			j.pending -= bytes
-			if j.roomWanted {
-				close(j.room)
-				j.room, j.roomWanted = make(chan struct{}), false
-			}
-			j.mu.Unlock()
 		}
 		for _, op := range ops {
 			op.result <- j.runOp(op)
@@ -149,12 +139,29 @@ func (j *Journal) commit(b *batch) error {
 	j.last = b.recs[len(b.recs)-1].index
 	j.segMu.Unlock()
 	j.stats.appends.Add(uint64(len(b.recs)))
+	j.release(b)
 	for _, r := range b.recs {
 		if r.done != nil {
 			r.done(r.index, nil)
 		}
 	}
 	return nil
+}
+
+// release gives back the room a batch took in MaxPending, before its
+// callbacks run, and wakes Appends waiting for room.
+func (j *Journal) release(b *batch) {
+	var bytes int64
+	for _, r := range b.recs {
+		bytes += int64(r.size)
+	}
+	j.mu.Lock()
+	j.pending -= bytes
+	if j.roomWanted {
+		close(j.room)
+		j.room, j.roomWanted = make(chan struct{}), false
+	}
+	j.mu.Unlock()
 }
 
 // syncActive fsyncs the active segment if it has unsynced writes.
