@@ -22,7 +22,7 @@ func TestStorageFailure(t *testing.T) {
 		for _, errno := range []error{syscall.ENOSPC, syscall.EIO} {
 			for n := 1; n <= 12; n++ {
 				t.Run(fmt.Sprintf("%s-%v-%d", op, errno, n), func(t *testing.T) {
-					fsys := queuetest.New()
+					fsys := queuetest.New().StrictDirs()
 					rec := newRecorder()
 					m, err := Open(Options{Dir: "/data", FS: fsys, NewSender: rec.sender})
 					if err != nil {

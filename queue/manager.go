@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -70,7 +71,7 @@ func Open(opts Options) (*Manager, error) {
 	if m.fsys == nil {
 		m.fsys = journal.OSFS{}
 	}
-	if err := m.fsys.MkdirAll(opts.Dir, 0o700); err != nil {
+	if err := mkdirDurable(m.fsys, opts.Dir); err != nil {
 		return nil, fmt.Errorf("queue: data directory: %w", err)
 	}
 	names, err := m.fsys.ReadDir(opts.Dir)
@@ -113,6 +114,34 @@ func Open(opts Options) (*Manager, error) {
 	}
 	m.any.Store(len(m.queues) > 0)
 	return m, errors.Join(errs...)
+}
+
+// mkdirDurable creates dir and its missing parents, and fsyncs the parent
+// of each directory it created: a new directory survives a power cut only
+// once its parent is synced, and a queue created in it would vanish too.
+func mkdirDurable(fsys journal.FS, dir string) error {
+	dir = filepath.Clean(dir)
+	var missing []string // deepest first
+	for d := dir; ; d = filepath.Dir(d) {
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		names, err := fsys.ReadDir(parent)
+		if err == nil && slices.Contains(names, filepath.Base(d)) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := fsys.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Manager) readConfig(dir string) (Config, error) {

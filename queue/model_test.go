@@ -58,7 +58,7 @@ func fetchNow(t *rapid.T, rec *recorder, q *Queue, n int, tag *int) []Delivery {
 // until a confirmed ack removes it, and a confirmed ack is never undone.
 func TestQueueModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		fsys := queuetest.New()
+		fsys := queuetest.New().StrictDirs()
 		rec := newRecorder()
 		open := func() *Manager {
 			m, err := Open(Options{Dir: "/data", FS: fsys, NewSender: rec.sender, SegmentSize: 4 << 10})
