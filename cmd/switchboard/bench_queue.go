@@ -37,11 +37,13 @@ mean anything); the clients are this process, one connection per role.
                    acknowledgement (hub: PublishDurableAsync; JetStream:
                    PublishAsync), --size B payloads, for --duration;
                    acknowledged msgs/s
-  consume          Fetch --batch messages, ack each one with a confirmed ack
-                   (hub: QueueMsg.Ack, answered once the ack is on disk;
-                   JetStream: DoubleAck), all acks of a batch concurrently,
-                   then fetch again, for --duration or until the queue is
-                   empty; msgs/s
+  consume          what the publish runs left in the queue: Fetch --batch
+                   messages, ack each one with a confirmed ack (hub:
+                   QueueMsg.Ack, answered once the ack is on disk; JetStream:
+                   DoubleAck), all acks of a batch concurrently, then fetch
+                   again, for --duration or until the queue is empty; msgs/s
+                   (with --phases consume alone, the queue is first filled
+                   for --duration, untimed)
   ack latency      one publisher, one publish in flight (hub: PublishDurable;
                    JetStream: Publish): p50 and p99 of the round trip
 
@@ -343,6 +345,12 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 		for i, sd := range sides {
 			if !s.phases["consume"] {
 				break
+			}
+			if !s.phases["publish"] {
+				// Nothing was published: fill the queue first, untimed.
+				if _, _, err := queuePublishFor(ctx, sd, slices.Max(s.publishers), s.inFlight, payload, bs.duration, bs.timeout); err != nil {
+					return fmt.Errorf("%s: fill before consuming: %w", sd.name(), err)
+				}
 			}
 			m := startCPU(sd.pid())
 			msgs, el, err := queueConsume(ctx, sd, s.batch, bs.duration, bs.timeout)
