@@ -4,16 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"switchboard"
-	"switchboard/auth"
 	"switchboard/hub"
-	"switchboard/internal/proctest"
 )
 
 // startQueueHub runs a hub with durable queues under dir and returns its
@@ -23,36 +18,8 @@ func startQueueHub(t testing.TB, dir string) (string, func()) {
 	if useNATS {
 		t.Skip("durable queues are the hub's")
 	}
-	pol, err := auth.Parse("open", []byte(proctest.OpenPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := hub.New(hub.Config{Policy: pol, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sockDir, err := os.MkdirTemp("", "sbq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(sockDir, "hub.sock")
-	ul, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Serve(context.Background(), ul) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			h.Close()
-			<-done
-			os.RemoveAll(sockDir)
-		}
-	}
-	t.Cleanup(stop)
-	return "unix://" + sock, stop
+	sh, stop := startLocalHub(t, hub.Config{DataDir: dir})
+	return sh.unix, stop
 }
 
 func TestDurableQueueClientAPI(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,16 +41,25 @@ func startShmHubTB(t testing.TB, maxPayload int) *shmHub {
 	if useNATS {
 		t.Skip("shared memory is the hub's")
 	}
-	dir, err := os.MkdirTemp("", "sbshm")
+	sh, _ := startLocalHub(t, hub.Config{MaxPayload: maxPayload})
+	return sh
+}
+
+// startLocalHub runs a hub in this process with the open policy on a unix
+// socket (in a short temporary path) and TCP; stop (also run at cleanup)
+// closes it, so a test can start another on the same DataDir.
+func startLocalHub(t testing.TB, cfg hub.Config) (sh *shmHub, stop func()) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sbhub")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	pol, err := auth.Parse("open", []byte(proctest.OpenPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := hub.New(hub.Config{MaxPayload: maxPayload, Policy: pol})
+	cfg.Policy = pol
+	h, err := hub.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +74,16 @@ func startShmHubTB(t testing.TB, maxPayload int) *shmHub {
 	}
 	done := make(chan error, 1)
 	go func() { done <- h.Serve(context.Background(), ul, tl) }()
-	t.Cleanup(func() {
-		h.Close()
-		<-done
-	})
-	return &shmHub{h: h, unix: "unix://" + sock, tcp: "tcp://" + tl.Addr().String(), socketPath: sock}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			h.Close()
+			<-done
+			os.RemoveAll(dir)
+		})
+	}
+	t.Cleanup(stop)
+	return &shmHub{h: h, unix: "unix://" + sock, tcp: "tcp://" + tl.Addr().String(), socketPath: sock}, stop
 }
 
 func shmConnect(t *testing.T, url string, o *switchboard.Options) *switchboard.Conn {

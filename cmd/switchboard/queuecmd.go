@@ -214,27 +214,18 @@ func orDefault(s, d string) string {
 }
 
 func newQueueRm() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "rm NAME",
-		Short: "Delete a queue and every message it holds",
-		Args:  wrapArgs(cobra.ExactArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, nc, done, err := open(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			return nc.DeleteQueue(ctx, args[0])
-		},
-	}
-	addClientFlags(cmd)
-	return cmd
+	return queueNameCmd("rm NAME", "Delete a queue and every message it holds", (*switchboard.Conn).DeleteQueue)
 }
 
 func newQueuePurge() *cobra.Command {
+	return queueNameCmd("purge NAME", "Remove every message of a queue (the queue stays)", (*switchboard.Conn).PurgeQueue)
+}
+
+// queueNameCmd is a command that calls fn with the queue it is given.
+func queueNameCmd(use, short string, fn func(*switchboard.Conn, context.Context, string) error) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "purge NAME",
-		Short: "Remove every message of a queue (the queue stays)",
+		Use:   use,
+		Short: short,
 		Args:  wrapArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, nc, done, err := open(cmd)
@@ -242,7 +233,7 @@ func newQueuePurge() *cobra.Command {
 				return err
 			}
 			defer done()
-			return nc.PurgeQueue(ctx, args[0])
+			return fn(nc, ctx, args[0])
 		},
 	}
 	addClientFlags(cmd)
