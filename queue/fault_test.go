@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -127,6 +128,26 @@ func TestPublishLimits(t *testing.T) {
 	publish(t, q, "small", "b", "")
 	if _, err := publishWait(q, "small", "c", ""); !errors.Is(err, ErrFull) {
 		t.Fatalf("a full work queue: %v", err)
+	}
+	// Publishes in flight count against the bound too.
+	if _, err := m.Create(Config{Name: "burst", MaxMsgs: 5}); err != nil {
+		t.Fatal(err)
+	}
+	b := m.Get("burst")
+	results := make(chan error, 50)
+	for i := range 50 {
+		b.Publish(context.Background(), "burst", nil, []byte(fmt.Sprint(i)), "", time.Time{}, func(_ PubAck, err error) { results <- err })
+	}
+	stored := 0
+	for range 50 {
+		if err := <-results; err == nil {
+			stored++
+		} else if !errors.Is(err, ErrFull) {
+			t.Fatal(err)
+		}
+	}
+	if inf := b.Info(); stored != 5 || inf.Messages != 5 {
+		t.Fatalf("50 publishes at once into max_msgs 5: %d acknowledged, %d held", stored, inf.Messages)
 	}
 	if _, err := m.Create(Config{Name: "lim", Retention: Limits, MaxMsgs: 3}); err != nil {
 		t.Fatal(err)

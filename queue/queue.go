@@ -84,26 +84,28 @@ type Queue struct {
 	done   chan struct{}
 	kickCh chan struct{}
 
-	mu        sync.Mutex
-	cfg       Config
-	entries   []entry // live messages by sequence; entries[head:] are in use
-	head      int
-	count     int64 // messages not gone
-	bytes     int64 // their sizes
-	dedup     map[string]*dedupEntry
-	dedupFIFO []string // Msg-Ids in publish order, for expiry
-	delayed   map[uint64]int64
-	groups    map[string]*group
-	consumers map[string]*consumer
-	pulls     []*pull
-	timers    deadlineHeap
-	nextID    uint64 // next delivery id
-	failed    error
-	badRecs   int
-	floorSeq  uint64     // the last floor written
-	removedTo uint64     // RemoveBefore last asked for this
-	deads     []*deadJob // for the loop to move to the dead-letter queue
-	deadDone  []*deadJob // stored in the dead-letter queue: to record as finished
+	mu            sync.Mutex
+	cfg           Config
+	entries       []entry // live messages by sequence; entries[head:] are in use
+	head          int
+	count         int64 // messages not gone
+	bytes         int64 // their sizes
+	dedup         map[string]*dedupEntry
+	dedupFIFO     []string // Msg-Ids in publish order, for expiry
+	delayed       map[uint64]int64
+	groups        map[string]*group
+	consumers     map[string]*consumer
+	pulls         []*pull
+	timers        deadlineHeap
+	nextID        uint64 // next delivery id
+	failed        error
+	badRecs       int
+	admitted      int64 // publishes admitted, not yet stored or failed
+	admittedBytes int64
+	floorSeq      uint64     // the last floor written
+	removedTo     uint64     // RemoveBefore last asked for this
+	deads         []*deadJob // for the loop to move to the dead-letter queue
+	deadDone      []*deadJob // stored in the dead-letter queue: to record as finished
 
 	outMu sync.Mutex
 	out   []outMsg // replies queued by publish callbacks, sent by the loop
@@ -322,14 +324,19 @@ func (q *Queue) admit(m *msgRecord, done func(PubAck, error)) error {
 	if size := len(m.Header) + len(m.Data); size > q.cfg.MaxMsgSize {
 		return fmt.Errorf("%w: %d bytes, the queue takes at most %d", ErrTooLarge, size, q.cfg.MaxMsgSize)
 	}
-	if q.cfg.Retention == Work && (q.cfg.MaxMsgs > 0 && q.count >= q.cfg.MaxMsgs || q.cfg.MaxBytes > 0 && q.bytes+int64(len(m.Header)+len(m.Data)) > q.cfg.MaxBytes) {
-		return fmt.Errorf("%w: %d messages, %d bytes held (max_msgs %d, max_bytes %d)", ErrFull, q.count, q.bytes, q.cfg.MaxMsgs, q.cfg.MaxBytes)
+	size := int64(len(m.Header) + len(m.Data))
+	if q.cfg.Retention == Work && (q.cfg.MaxMsgs > 0 && q.count+q.admitted >= q.cfg.MaxMsgs || q.cfg.MaxBytes > 0 && q.bytes+q.admittedBytes+size > q.cfg.MaxBytes) {
+		return fmt.Errorf("%w: %d messages, %d bytes held or being stored (max_msgs %d, max_bytes %d)", ErrFull, q.count+q.admitted, q.bytes+q.admittedBytes, q.cfg.MaxMsgs, q.cfg.MaxBytes)
 	}
+	q.admitted++
+	q.admittedBytes += size
 	if m.MsgID == "" || q.cfg.DedupWindow <= 0 {
 		return nil
 	}
 	q.expireDedup(m.At)
 	if d, ok := q.dedup[m.MsgID]; ok {
+		q.admitted--
+		q.admittedBytes -= size
 		if d.durable {
 			ack := PubAck{Queue: q.name, Seq: d.seq, Duplicate: true}
 			q.mu.Unlock()
@@ -345,12 +352,15 @@ func (q *Queue) admit(m *msgRecord, done func(PubAck, error)) error {
 	return nil
 }
 
-// unadmit forgets the Msg-Id of a message that was not appended.
+// unadmit undoes admit for a message that was not appended.
 func (q *Queue) unadmit(m *msgRecord) {
+	q.mu.Lock()
+	q.admitted--
+	q.admittedBytes -= int64(len(m.Header) + len(m.Data))
 	if m.MsgID == "" {
+		q.mu.Unlock()
 		return
 	}
-	q.mu.Lock()
 	d := q.dedup[m.MsgID]
 	if d != nil && !d.durable {
 		delete(q.dedup, m.MsgID)
@@ -384,6 +394,8 @@ func (q *Queue) stored(seq uint64, m *msgRecord, err error, done func(PubAck, er
 	ack := PubAck{Queue: q.name, Seq: seq}
 	var waiters []func(PubAck, error)
 	q.mu.Lock()
+	q.admitted--
+	q.admittedBytes -= int64(len(m.Header) + len(m.Data))
 	var d *dedupEntry
 	if m.MsgID != "" {
 		d = q.dedup[m.MsgID]
