@@ -371,7 +371,7 @@ func runBenchQueue(cmd *cobra.Command, s *queueBenchSettings) error {
 	}
 	rep.queueFigures = *figs[0]
 	rep.Hub = hub.proc.info
-	if len(figs) == 3 && s.phases["publish"] {
+	if len(figs) == 3 {
 		rep.JetStreamAlways, rep.JetStreamDefault = figs[1], figs[2]
 		rep.NATSAlways, rep.NATSDefault = &sides[1].(*jsQueueSide).proc.info, &sides[2].(*jsQueueSide).proc.info
 		rep.compare(s)
@@ -428,6 +428,9 @@ func (rep *queueBenchReport) compare(s *queueBenchSettings) {
 	rep.ConsumeVsJetStreamDefault = ratio(rep.ConsumeMsgsPerS, d.ConsumeMsgsPerS)
 	rep.AckP50VsJetStreamAlways = ratio(float64(rep.AckLatencyP50NS), float64(a.AckLatencyP50NS))
 	rep.AckP50VsJetStreamDefault = ratio(float64(rep.AckLatencyP50NS), float64(d.AckLatencyP50NS))
+	if !s.phases["publish"] {
+		return
+	}
 	for _, t := range []struct {
 		name  string
 		r     float64
@@ -1180,7 +1183,8 @@ func (h *hubQueueSide) restart(ctx context.Context, cold bool) (time.Duration, s
 	for {
 		nc, err := switchboard.Connect(ctx, p.url("unix"), &switchboard.Options{Name: "bench queue admin", NoReconnect: true, DialTimeout: time.Second})
 		if err == nil {
-			inf, err := nc.QueueInfo(ctx, recoveryQueue)
+			var inf *switchboard.QueueInfo
+			inf, err = nc.QueueInfo(ctx, recoveryQueue)
 			if err == nil {
 				d := time.Since(start)
 				h.admin = nc
