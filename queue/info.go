@@ -41,7 +41,7 @@ type StorageInfo struct {
 	Syncs       uint64 `json:"syncs"`
 	BadRecords  int    `json:"bad_records,omitempty"` // records skipped at the last start
 	Recovery    string `json:"recovery,omitempty"`    // what the last start repaired
-	RecoveredIn string `json:"recovered_in"`          // how long the last start's replay took
+	RecoveredIn string `json:"recovered_in"`          // how long opening the queue took at the last start: journal recovery and replay
 }
 
 // Info returns the queue's state.
@@ -58,8 +58,8 @@ func (q *Queue) Info() Info {
 	}
 	if q.recov != nil {
 		inf.Storage.Recovery = recoverySummary(q.recov)
-		inf.Storage.RecoveredIn = q.recov.Duration.Round(time.Microsecond).String()
 	}
+	inf.Storage.RecoveredIn = q.opened.Round(time.Microsecond).String()
 	if q.failed != nil {
 		inf.Error = q.failed.Error()
 	}

@@ -100,7 +100,8 @@ type Queue struct {
 	nextID        uint64 // next delivery id
 	failed        error
 	badRecs       int
-	admitted      int64 // publishes admitted, not yet stored or failed
+	opened        time.Duration // how long opening (journal recovery and replay) took
+	admitted      int64         // publishes admitted, not yet stored or failed
 	admittedBytes int64
 	floorSeq      uint64     // the last floor written
 	removedTo     uint64     // RemoveBefore last asked for this
@@ -122,6 +123,7 @@ type outMsg struct {
 // openQueue opens (or creates) the queue in dir with configuration cfg
 // (validated) and replays its journal.
 func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
+	start := time.Now()
 	mode, _ := cfg.syncMode()
 	log := m.log.With("queue", cfg.Name)
 	j, rec, err := journal.Open(dir+"/log", journal.Options{
@@ -143,6 +145,10 @@ func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
 		j.Close()
 		return nil, fmt.Errorf("open queue %s: %w", cfg.Name, err)
 	}
+	q.opened = time.Since(start)
+	if q.count > 0 || q.badRecs > 0 {
+		log.Info("queue: replayed", "messages", q.count, "bytes", q.bytes, "bad_records", q.badRecs, "took", q.opened)
+	}
 	go q.loop()
 	return q, nil
 }
@@ -153,6 +159,7 @@ func (q *Queue) replay() error {
 	for _, g := range q.groups {
 		g.next, g.floor = q.j.First(), q.j.First()
 	}
+	q.entries = make([]entry, 0, q.j.Stats().Records) // at most one per record
 	err := q.j.Scan(q.j.First(), func(index uint64, b []byte) error {
 		r, err := decodeRecord(b)
 		if err != nil {
