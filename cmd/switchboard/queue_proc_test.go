@@ -23,7 +23,9 @@ import (
 
 // Durable queues between real processes: a hub killed with SIGKILL at
 // random moments loses no acknowledged message and redelivers none whose
-// acknowledgement was confirmed. The publishers and consumers are
+// acknowledgement was confirmed; a consumer killed mid-work gets its
+// message redelivered to another one, and a message nobody can handle
+// ends in the dead-letter queue. The publishers and consumers are
 // testdata/queueclient processes.
 
 // qevent is a line queueclient prints.
@@ -46,6 +48,12 @@ func parseEvent(t *testing.T, line string) qevent {
 		t.Fatalf("queueclient printed %q: %v", line, err)
 	}
 	return e
+}
+
+// nextEvent reads p's next event.
+func nextEvent(t *testing.T, p *proctest.Proc) qevent {
+	t.Helper()
+	return parseEvent(t, p.Line(20*time.Second))
 }
 
 // serveProc is `switchboard serve` on a socket and data directory that
@@ -447,4 +455,120 @@ func sumOver(m map[int64]int) int {
 		s += v
 	}
 	return s
+}
+
+// TestQueueConsumerKilledMidWork runs two consumer processes on a work
+// queue with a 500ms ack wait and max_deliver 2: the first takes a message
+// and is killed with SIGKILL before acknowledging it, and the second gets
+// it after the ack wait as its second delivery. Then a message that both
+// consumers take and never acknowledge goes to the dead-letter queue with
+// the reason.
+func TestQueueConsumerKilledMidWork(t *testing.T) {
+	bin, env, hub := cliHub(t)
+	qc := proctest.Build(t, "switchboard/cmd/switchboard/testdata/queueclient")
+	cli := func(args ...string) string { t.Helper(); return cliOK(t, env, bin, args...) }
+	info := func(name string) switchboard.QueueInfo { t.Helper(); return queueInfo(t, env, bin, name) }
+	waiting := func(n int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d fetches waiting on queue work", n), func() bool {
+			cs := info("work").Consumers
+			return len(cs) == 1 && cs[0].Waiting == n
+		})
+	}
+	push := func(data string) uint64 {
+		t.Helper()
+		var a switchboard.PubAck
+		if err := json.Unmarshal([]byte(cli("queue", "push", "work", data)), &a); err != nil || a.Seq == 0 {
+			t.Fatalf("queue push work %s: %+v %v", data, a, err)
+		}
+		return a.Seq
+	}
+	// take starts a consumer process that takes one message from work;
+	// with ack it acknowledges it, without it holds it until killed.
+	take := func(ack bool) *proctest.Proc {
+		args := []string{"consume", "-queue", "work", "-batch", "1", "-max", "1", "-expires", "30s"}
+		if ack {
+			args = append(args, "-ack")
+		} else {
+			args = append(args, "-hold")
+		}
+		return proctest.Start(t, env, qc, args...)
+	}
+	expectGot := func(p *proctest.Proc, who string, seq uint64, data string, delivered int) {
+		t.Helper()
+		e := nextEvent(t, p)
+		if e.Ev != "got" || e.Seq != seq || e.Data != data || e.Delivered != delivered || e.Header.Get("Sb-Delivered") != strconv.Itoa(delivered) {
+			t.Fatalf("%s: %+v, want delivery %d of %q (sequence %d); output:\n%s", who, e, delivered, data, seq, p.Output())
+		}
+	}
+
+	cli("queue", "add", "dead")
+	cli("queue", "add", "work", "--ack-wait", "500ms", "--max-deliver", "2", "--dead-letter", "dead")
+
+	// A consumer dies holding a message: the other one gets it.
+	job := push("job-1")
+	a := take(false)
+	expectGot(a, "first consumer", job, "job-1", 1)
+	if e := nextEvent(t, a); e.Ev != "holding" {
+		t.Fatalf("first consumer: %+v", e)
+	}
+	b := take(true)
+	a.Signal(syscall.SIGKILL)
+	a.Wait(10 * time.Second)
+	expectGot(b, "second consumer", job, "job-1", 2)
+	if e := nextEvent(t, b); e.Ev != "acked" || e.Seq != job {
+		t.Fatalf("second consumer: %+v; output:\n%s", e, b.Output())
+	}
+	if code := b.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("second consumer exit %d; output:\n%s", code, b.Output())
+	}
+	if inf := info("work"); inf.Messages != 0 {
+		t.Fatalf("work holds %d messages after the redelivered job was acknowledged", inf.Messages)
+	}
+
+	// A message every consumer fails: two take it in turn, neither
+	// answers, and after the second ack wait it is a dead letter.
+	c1 := take(false)
+	waiting(1)
+	c2 := take(false)
+	waiting(2)
+	poison := push("poison")
+	expectGot(c1, "first failing consumer", poison, "poison", 1)
+	expectGot(c2, "second failing consumer", poison, "poison", 2)
+	c1.Signal(syscall.SIGKILL)
+	c1.Wait(10 * time.Second)
+	d := proctest.Start(t, env, qc, "consume", "-queue", "dead", "-batch", "1", "-max", "1", "-ack", "-expires", "30s")
+	e := nextEvent(t, d)
+	if e.Ev != "got" || e.Data != "poison" {
+		t.Fatalf("dead-letter consumer: %+v; output:\n%s", e, d.Output())
+	}
+	for k, want := range map[string]string{
+		"Sb-Dead-Reason":     "max deliveries (2) reached",
+		"Sb-Dead-Queue":      "work",
+		"Sb-Dead-Seq":        strconv.FormatUint(poison, 10),
+		"Sb-Dead-Deliveries": "2",
+		"Sb-Subject":         "work",
+	} {
+		if got := e.Header.Get(k); got != want {
+			t.Errorf("dead letter %s: %q, want %q (header %v)", k, got, want, e.Header)
+		}
+	}
+	if e := nextEvent(t, d); e.Ev != "acked" {
+		t.Fatalf("dead-letter consumer: %+v; output:\n%s", e, d.Output())
+	}
+	waitFor(t, "the dead letter removed from work", func() bool { return info("work").Messages == 0 })
+	if inf := info("dead"); inf.Messages != 0 {
+		t.Fatalf("dead holds %d messages after its one was acknowledged", inf.Messages)
+	}
+	// The holder of the last delivery learns nothing more; its late ack
+	// would be refused. A new consumer finds nothing to take.
+	if out, stderr, code := runCLI(t, env, "", bin, "queue", "pull", "work", "--timeout", "1s"); code != 1 || !strings.Contains(stderr, "no message") {
+		t.Fatalf("pull after the dead letter: exit %d, %q %q", code, out, stderr)
+	}
+	c2.Signal(syscall.SIGKILL)
+	c2.Wait(10 * time.Second)
+	hub.Signal(syscall.SIGTERM)
+	if code := hub.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("serve exit %d after SIGTERM; output:\n%s", code, hub.Output())
+	}
 }
