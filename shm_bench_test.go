@@ -188,3 +188,30 @@ func BenchmarkShmRoundTripView16B(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// BenchmarkShmPublishOnly16B is the publisher's side alone: Publish into a
+// ring whose one subscriber never reads (it drops, so the ring never
+// blocks the publisher). ns/op is the client's cost per message on top of
+// the ring's (compare shm's BenchmarkPublish16BTracked).
+func BenchmarkShmPublishOnly16B(b *testing.B) {
+	sh := startShmHubB(b)
+	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, &switchboard.Options{ShmDrop: true})
+	ctx := context.Background()
+	sub, _ := s.SubscribeSync("bench.only")
+	s.Flush(ctx)
+	p.Publish("bench.only", []byte("warm"))
+	p.Flush(ctx)
+	if _, err := sub.NextMsg(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for switchboard.ShmWriting(p) == 0 {
+		runtime.Gosched()
+	}
+	buf := make([]byte, 16)
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Publish("bench.only", buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

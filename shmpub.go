@@ -32,6 +32,7 @@ type shmPub struct {
 	// ring takes messages from then on (shmPublish waits for it).
 	ready     chan struct{}
 	readyOnce sync.Once
+	isReady   atomic.Bool // ready is closed: Publish checks this, not the channel
 
 	mu     sync.Mutex // one writer at a time; guards closed
 	region *shm.Region
@@ -221,7 +222,12 @@ func (p *shmPub) close() {
 	p.markReady() // wake publishes waiting for it: they go by socket
 }
 
-func (p *shmPub) markReady() { p.readyOnce.Do(func() { close(p.ready) }) }
+func (p *shmPub) markReady() {
+	p.readyOnce.Do(func() {
+		p.isReady.Store(true)
+		close(p.ready)
+	})
+}
 
 // matches reports whether a message on subj goes into p.
 func (p *shmPub) matches(subj string) bool {
@@ -286,7 +292,9 @@ func (p *shmPub) write(ctx context.Context, subj, reply string, hb, data []byte,
 	if err != nil {
 		return fmt.Errorf("switchboard: publish %q: %w", subj, err)
 	}
-	body, err := shm.PutFrame(buf, subj, reply, len(hb))
+	// Conn.publish validated subj and reply as NATS subjects, which is
+	// stricter than a frame asks.
+	body, err := shm.PutCheckedFrame(buf, subj, reply, len(hb))
 	if err != nil {
 		return fmt.Errorf("switchboard: publish %q: %w", subj, err)
 	}
@@ -326,6 +334,9 @@ func (p *shmPub) isClosed() bool { return p.gone.Load() }
 // waitReady waits until p takes messages; false means it never will (the
 // connection was lost, or the hub did not answer).
 func (p *shmPub) waitReady(ctx context.Context) bool {
+	if p.isReady.Load() {
+		return !p.isClosed()
+	}
 	select {
 	case <-p.ready:
 		return !p.isClosed()

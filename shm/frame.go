@@ -99,6 +99,16 @@ func PutFrame(dst []byte, subj, reply string, hdrLen int) (body []byte, err erro
 	if err := checkFrame(subj, reply, hdrLen); err != nil {
 		return nil, err
 	}
+	return PutCheckedFrame(dst, subj, reply, hdrLen)
+}
+
+// PutCheckedFrame is PutFrame for a caller that has validated subj and
+// reply already (non-empty subject, both at most MaxFrameSubject bytes,
+// no whitespace) and passes a non-negative hdrLen: a publisher that checks
+// its subjects as NATS subjects before it writes saves checking them
+// twice. Readers validate every frame they parse whatever the writer
+// did, so a wrong subject here corrupts only this ring's frame.
+func PutCheckedFrame(dst []byte, subj, reply string, hdrLen int) (body []byte, err error) {
 	if need := FrameSize(subj, reply, hdrLen); len(dst) < need {
 		return nil, fmt.Errorf("%w: frame needs at least %d bytes, have %d", ErrTooLarge, need, len(dst))
 	}

@@ -193,3 +193,16 @@ func FuzzParseFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestPutCheckedFrame: without the checks, the same bytes as PutFrame.
+func TestPutCheckedFrame(t *testing.T) {
+	a, b := make([]byte, 64), make([]byte, 64)
+	ba, err1 := PutFrame(a, "sub.ject", "_INBOX.1", 3)
+	bb, err2 := PutCheckedFrame(b, "sub.ject", "_INBOX.1", 3)
+	if err1 != nil || err2 != nil || len(ba) != len(bb) || string(a) != string(b) {
+		t.Fatalf("PutFrame %q %v, PutCheckedFrame %q %v", a, err1, b, err2)
+	}
+	if _, err := PutCheckedFrame(make([]byte, 8), "sub.ject", "", 0); err == nil {
+		t.Fatal("PutCheckedFrame into a buffer too small")
+	}
+}
