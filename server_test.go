@@ -366,10 +366,12 @@ func flush(t testing.TB, nc *switchboard.Conn) {
 	}
 }
 
-// waitFor polls cond until it holds or 5s pass.
+// waitFor polls cond until it holds or 20s pass (a loaded CI machine can
+// take seconds for what takes milliseconds here; a passing wait costs
+// nothing).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
