@@ -376,7 +376,11 @@ within --timeout.`,
 				if wait <= 0 {
 					break
 				}
-				msgs, err := nc.Fetch(ctx, args[0], consumer, count-got, &switchboard.FetchOpts{Expires: wait})
+				// At most pullBatch at a time: they are acked before the next
+				// fetch, and a consumer hands out no more than its
+				// max_in_flight unacknowledged (1000 by default), so one
+				// fetch for everything could wait out the timeout.
+				msgs, err := nc.Fetch(ctx, args[0], consumer, min(count-got, pullBatch), &switchboard.FetchOpts{Expires: wait})
 				if err != nil {
 					return err
 				}
@@ -419,6 +423,9 @@ within --timeout.`,
 }
 
 var errNothing = errors.New("nothing to pull")
+
+// pullBatch is the most messages queue pull fetches at once.
+const pullBatch = 256
 
 func newQueueWatch() *cobra.Command {
 	cmd := &cobra.Command{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,17 @@ func TestQueueCommands(t *testing.T) {
 	}
 	if out, _, code := run("", "queue", "ls"); code != 0 || !strings.Contains(out, "jobs") {
 		t.Fatalf("ls: %d %q", code, out)
+	}
+	// More than a consumer's max_in_flight (1000) in one pull.
+	var many strings.Builder
+	for i := range 1500 {
+		fmt.Fprintln(&many, i)
+	}
+	if _, stderr, code := run(many.String(), "queue", "push", "jobs"); code != 0 {
+		t.Fatalf("push 1500: %d %q", code, stderr)
+	}
+	if out, stderr, code := run("", "queue", "pull", "jobs", "--count", "1501", "--ack", "--raw", "--timeout", "20s"); code != 0 || strings.Count(out, "\n") != 1501 {
+		t.Fatalf("pull 1501: %d, %d lines, %q", code, strings.Count(out, "\n"), stderr)
 	}
 	if _, _, code := run("", "queue", "purge", "jobs"); code != 0 {
 		t.Fatalf("purge: %d", code)
