@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"switchboard"
 )
@@ -370,14 +368,16 @@ func (c *hubConsumer) fetch(ctx context.Context, batch int) ([]func(context.Cont
 
 func (c *hubConsumer) close() { c.nc.Close() }
 
-// jsQueueSide is nats-server with JetStream, in its own process, through
-// nats.go's jetstream package.
+// jsQueueSide is nats-server with JetStream, in its own process, driven
+// through its JetStream API ($JS.API. requests, publish acks, pull
+// requests, double acks) by this package's own client: the shipped binary
+// does not link nats.go (internal/archtest), and both sides then run the
+// same client code.
 type jsQueueSide struct {
 	s      *queueBenchSettings
 	always bool // sync_interval: always
 	proc   *serverProc
-	nc     *nats.Conn
-	js     jetstream.JetStream
+	nc     *switchboard.Conn
 	url    string
 }
 
@@ -435,48 +435,74 @@ func (j *jsQueueSide) start(ctx context.Context, path, tmp string, stderr io.Wri
 		return err
 	}
 	j.url = p.url("tcp")
-	if j.nc, j.js, err = j.connect("bench queue admin"); err != nil {
-		return err
+	j.nc, err = j.connect(ctx, "bench queue admin")
+	return err
+}
+
+func (j *jsQueueSide) connect(ctx context.Context, name string) (*switchboard.Conn, error) {
+	return switchboard.Connect(ctx, j.url, &switchboard.Options{Name: name, NoReconnect: true, NoSharedMemory: true,
+		PendingMsgsLimit: 1 << 20, PendingBytesLimit: 1 << 30})
+}
+
+// jsError is the error member of a JetStream API answer.
+type jsError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+// jsAPI makes a JetStream API request and decodes the answer into out
+// (which may be nil), turning an "error" member into an error.
+func (j *jsQueueSide) jsAPI(ctx context.Context, subj string, body any, out any) error {
+	var b []byte
+	if body != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	m, err := j.nc.Request(ctx, subj, b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", subj, err)
+	}
+	var e struct {
+		Error *jsError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &e); err != nil {
+		return fmt.Errorf("%s: %q: %w", subj, m.Data, err)
+	}
+	if e.Error != nil {
+		return fmt.Errorf("%s: %s (%d/%d)", subj, e.Error.Description, e.Error.Code, e.Error.ErrCode)
+	}
+	if out != nil {
+		return json.Unmarshal(m.Data, out)
 	}
 	return nil
 }
 
-func (j *jsQueueSide) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(j.url, nats.Name(name), nats.NoReconnect())
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*j.s.inFlight))
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
-}
-
 func (j *jsQueueSide) reset(ctx context.Context) error {
-	if err := j.js.DeleteStream(ctx, jsStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return err
-	}
-	_, err := j.js.CreateStream(ctx, jetstream.StreamConfig{Name: jsStream, Subjects: []string{benchQueueSubject},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: 1})
+	// Deleting a stream that does not exist fails; nothing to reset then.
+	_ = j.jsAPI(ctx, "$JS.API.STREAM.DELETE."+jsStream, nil, nil)
+	err := j.jsAPI(ctx, "$JS.API.STREAM.CREATE."+jsStream, map[string]any{
+		"name": jsStream, "subjects": []string{benchQueueSubject}, "retention": "workqueue",
+		"storage": "file", "num_replicas": 1}, nil)
 	if err != nil {
 		return err
 	}
-	_, err = j.js.CreateOrUpdateConsumer(ctx, jsStream, jetstream.ConsumerConfig{Durable: jsConsumer, AckPolicy: jetstream.AckExplicitPolicy})
-	return err
+	return j.jsAPI(ctx, "$JS.API.CONSUMER.CREATE."+jsStream+"."+jsConsumer, map[string]any{
+		"stream_name": jsStream, "config": map[string]any{"durable_name": jsConsumer, "name": jsConsumer, "ack_policy": "explicit"}}, nil)
 }
 
 func (j *jsQueueSide) stored(ctx context.Context) (int64, error) {
-	st, err := j.js.Stream(ctx, jsStream)
-	if err != nil {
+	var inf struct {
+		State struct {
+			Messages int64 `json:"messages"`
+		} `json:"state"`
+	}
+	if err := j.jsAPI(ctx, "$JS.API.STREAM.INFO."+jsStream, nil, &inf); err != nil {
 		return 0, err
 	}
-	inf, err := st.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return int64(inf.State.Msgs), nil
+	return inf.State.Messages, nil
 }
 
 func (j *jsQueueSide) close() {
@@ -488,31 +514,81 @@ func (j *jsQueueSide) close() {
 	}
 }
 
+// jsPublisher publishes with JetStream's publish acks: a publish with a
+// reply subject is answered {"stream":...,"seq":...} once stored. Async
+// publishes share one wildcard inbox subscription, as nats.go's do.
 type jsPublisher struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
+	nc      *switchboard.Conn
 	subject string
+	inbox   string
+	sub     *switchboard.Subscription
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]chan *switchboard.Msg
 }
 
-func (j *jsQueueSide) publisher(_ context.Context, subject string) (queuePublisher, error) {
-	nc, js, err := j.connect("bench queue publisher")
+func (j *jsQueueSide) publisher(ctx context.Context, subject string) (queuePublisher, error) {
+	nc, err := j.connect(ctx, "bench queue publisher")
 	if err != nil {
 		return nil, err
 	}
-	return &jsPublisher{nc: nc, js: js, subject: subject}, nil
+	p := &jsPublisher{nc: nc, subject: subject, inbox: nc.NewInbox(), waiting: map[string]chan *switchboard.Msg{}}
+	p.sub, err = nc.Subscribe(p.inbox+".*", func(m *switchboard.Msg) {
+		p.mu.Lock()
+		ch := p.waiting[m.Subject]
+		delete(p.waiting, m.Subject)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- m
+		}
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if err := nc.Flush(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// jsPubAck checks a JetStream publish acknowledgement.
+func jsPubAck(m *switchboard.Msg) error {
+	var a struct {
+		Stream string   `json:"stream"`
+		Seq    uint64   `json:"seq"`
+		Error  *jsError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		return fmt.Errorf("publish ack %q: %w", m.Data, err)
+	}
+	if a.Error != nil {
+		return fmt.Errorf("publish: %s", a.Error.Description)
+	}
+	if a.Stream == "" || a.Seq == 0 {
+		return fmt.Errorf("publish ack %q: no stream or sequence", m.Data)
+	}
+	return nil
 }
 
 func (p *jsPublisher) async(data []byte) (func(context.Context) error, error) {
-	f, err := p.js.PublishAsync(p.subject, data)
-	if err != nil {
+	ch := make(chan *switchboard.Msg, 1)
+	p.mu.Lock()
+	p.next++
+	reply := p.inbox + "." + strconv.FormatUint(p.next, 36)
+	p.waiting[reply] = ch
+	p.mu.Unlock()
+	if err := p.nc.PublishRequest(p.subject, reply, data); err != nil {
+		p.mu.Lock()
+		delete(p.waiting, reply)
+		p.mu.Unlock()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
 		select {
-		case <-f.Ok():
-			return nil
-		case err := <-f.Err():
-			return err
+		case m := <-ch:
+			return jsPubAck(m)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -520,41 +596,64 @@ func (p *jsPublisher) async(data []byte) (func(context.Context) error, error) {
 }
 
 func (p *jsPublisher) sync(ctx context.Context, data []byte) error {
-	_, err := p.js.Publish(ctx, p.subject, data)
-	return err
+	m, err := p.nc.Request(ctx, p.subject, data)
+	if err != nil {
+		return err
+	}
+	return jsPubAck(m)
 }
 
 func (p *jsPublisher) close() { p.nc.Close() }
 
+// jsConsumerConn pulls with $JS.API.CONSUMER.MSG.NEXT and acks with a
+// request to each message's reply subject (JetStream's double ack: the
+// answer comes once the ack is stored).
 type jsConsumerConn struct {
-	nc *nats.Conn
-	c  jetstream.Consumer
+	nc    *switchboard.Conn
+	inbox string
+	sub   *switchboard.Subscription
 }
 
 func (j *jsQueueSide) consumer(ctx context.Context) (queueConsumer, error) {
-	nc, js, err := j.connect("bench queue consumer")
+	nc, err := j.connect(ctx, "bench queue consumer")
 	if err != nil {
 		return nil, err
 	}
-	c, err := js.Consumer(ctx, jsStream, jsConsumer)
-	if err != nil {
+	c := &jsConsumerConn{nc: nc, inbox: nc.NewInbox()}
+	if c.sub, err = nc.SubscribeSync(c.inbox); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	return &jsConsumerConn{nc: nc, c: c}, nil
+	return c, nil
 }
 
-func (c *jsConsumerConn) fetch(_ context.Context, batch int) ([]func(context.Context) error, error) {
-	b, err := c.c.FetchNoWait(batch)
-	if err != nil {
+// fetch asks for up to batch messages without waiting and collects them
+// until the batch is full or the server ends the request with a status
+// message (404 No Messages, 408 Request Timeout).
+func (c *jsConsumerConn) fetch(ctx context.Context, batch int) ([]func(context.Context) error, error) {
+	req, _ := json.Marshal(map[string]any{"batch": batch, "no_wait": true})
+	if err := c.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+jsStream+"."+jsConsumer, c.inbox, req); err != nil {
 		return nil, err
 	}
 	var acks []func(context.Context) error
-	for m := range b.Messages() {
-		acks = append(acks, m.DoubleAck)
-	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return nil, err
+	for len(acks) < batch {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := c.sub.NextMsg(wctx)
+		cancel()
+		if err != nil {
+			return acks, err
+		}
+		if st := m.Header.Get(switchboard.StatusHeader); st != "" {
+			if st == "404" || st == "408" {
+				break
+			}
+			return acks, fmt.Errorf("pull: status %s %s", st, m.Header.Get(switchboard.DescriptionHeader))
+		}
+		reply := m.Reply
+		acks = append(acks, func(ctx context.Context) error {
+			_, err := c.nc.Request(ctx, reply, []byte("+ACK"))
+			return err
+		})
 	}
 	return acks, nil
 }
