@@ -21,17 +21,23 @@ mean anything); the clients are this process, one connection per role.
   durable publish  --publishers P (default 1 and 8) publishers, each on its
                    own connection keeping --in-flight publishes awaiting their
                    acknowledgement (hub: PublishDurableAsync; JetStream:
-                   PublishAsync), --size B payloads, for --duration;
+                   publishes with a reply subject, its publish acks arriving
+                   on one wildcard inbox), --size B payloads, for --duration;
                    acknowledged msgs/s
   consume          what the publish runs left in the queue: Fetch --batch
                    messages, ack each one with a confirmed ack (hub:
                    QueueMsg.Ack, answered once the ack is on disk; JetStream:
-                   DoubleAck), all acks of a batch concurrently, then fetch
+                   a request with +ACK, its double ack), all acks of a batch
+                   concurrently, then fetch
                    again, for --duration or until the queue is empty; msgs/s
                    (with --phases consume alone, the queue is first filled
                    for --duration, untimed)
   ack latency      one publisher, one publish in flight (hub: PublishDurable;
-                   JetStream: Publish): p50 and p99 of the round trip
+                   JetStream: a request to the stream's subject): p50 and p99
+                   of the round trip
+
+Both servers are driven by this repository's client: the hub through its
+queue API, JetStream through its $JS.API. requests.
 
 The hub's queue is a work queue with its default sync ("always": a publish
 is acknowledged once fsynced, with group commit). JetStream runs from the
