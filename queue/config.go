@@ -31,6 +31,7 @@ const (
 	DefaultMaxMsgSize  = 1 << 20
 	MaxMaxMsgSize      = 8<<20 - 4096 // what a journal record holds, less the record's own fields
 	DefaultMaxInFlight = 1000
+	maxMaxInFlight     = 100_000
 	maxNameLen         = 64
 	maxSubjects        = 64
 	maxConsumers       = 256
@@ -254,8 +255,8 @@ func (cc ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	switch {
 	case cc.MaxInFlight == 0:
 		cc.MaxInFlight = DefaultMaxInFlight
-	case cc.MaxInFlight < 0:
-		return cc, fmt.Errorf("%w: consumer %q: max_in_flight %d", ErrBadConfig, cc.Name, cc.MaxInFlight)
+	case cc.MaxInFlight < 0 || cc.MaxInFlight > maxMaxInFlight:
+		return cc, fmt.Errorf("%w: consumer %q: max_in_flight %d: 1 to %d", ErrBadConfig, cc.Name, cc.MaxInFlight, maxMaxInFlight)
 	}
 	if cc.AckWait != 0 && cc.AckWait < Duration(time.Millisecond) {
 		return cc, fmt.Errorf("%w: consumer %q: ack_wait %v: at least 1ms", ErrBadConfig, cc.Name, time.Duration(cc.AckWait))

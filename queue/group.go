@@ -52,8 +52,9 @@ func (g *group) reset(next uint64) {
 // dropBelow forgets what g knows of messages below seq (removed by a
 // floor). Deliveries of them in flight are forgotten: their acks fail.
 func (g *group) dropBelow(seq uint64) {
-	for s := range g.pending {
+	for s, d := range g.pending {
 		if s < seq {
+			d.c.inflight--
 			delete(g.pending, s)
 		}
 	}
@@ -138,6 +139,8 @@ func (q *Queue) setConsumersLocked(list []ConsumerConfig) {
 		for _, p := range q.pulls {
 			if q.consumers[p.c.cfg.Name] == p.c {
 				kept = append(kept, p)
+			} else {
+				q.replyLater(outMsg{to: p.to, code: 409, text: "Consumer Deleted"})
 			}
 		}
 		q.pulls = kept
@@ -198,7 +201,7 @@ func (q *Queue) advanceFloor(g *group) {
 		}
 		delete(g.acked, s)
 	}
-	g.floor = q.j.Last() + 1
+	g.floor = q.applied + 1
 }
 
 // laterItem is a message to hand out again (or for the first time) at a
@@ -252,6 +255,7 @@ func (q *Queue) take(g *group, now int64) (seq uint64, ok bool) {
 		seq := g.redo[0]
 		g.redo = g.redo[1:]
 		if q.live(seq) && !g.finished(seq) && g.pending[seq] == nil {
+			delete(q.delayed, seq)
 			return seq, true
 		}
 	}
@@ -267,6 +271,7 @@ func (q *Queue) take(g *group, now int64) (seq uint64, ok bool) {
 			heap.Push(&g.later, laterItem{at: nb, seq: s})
 			continue
 		}
+		delete(q.delayed, s) // its time has come (for this group)
 		return s, true
 	}
 	return 0, false

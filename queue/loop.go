@@ -3,6 +3,7 @@ package queue
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -75,9 +76,11 @@ func (q *Queue) Ack(ctx context.Context, name string, seq, id uint64, kind AckKi
 	}
 	g := c.g
 	d := g.pending[seq]
-	if d == nil || d.id != id {
+	if d == nil || d.id != id || d.c != c {
+		// Acked already, redelivered since, purged, or delivered to
+		// another consumer: a consumer answers only its own deliveries.
 		q.mu.Unlock()
-		return fmt.Errorf("%w: message %d, delivery %d", ErrStaleDelivery, seq, id)
+		return fmt.Errorf("%w: message %d, delivery %d to consumer %s", ErrStaleDelivery, seq, id, name)
 	}
 	if q.failed != nil && (kind == Ack || kind == Term) {
 		err := q.failed
@@ -90,21 +93,27 @@ func (q *Queue) Ack(ctx context.Context, name string, seq, id uint64, kind AckKi
 	switch kind {
 	case Ack:
 		rec = q.finish(g, 0, seq, ackDone, true)
+		q.compactTimersLocked()
 	case Term:
 		delete(g.pending, seq)
-		c.inflight--
+		d.c.inflight--
 		dead = &deadJob{g: g, seq: seq, count: d.count, reason: "terminated by consumer " + name}
 	case Nak:
 		delete(g.pending, seq)
-		c.inflight--
-		if delay > 0 {
+		d.c.inflight--
+		switch {
+		case q.cfg.MaxDeliver > 0 && int(d.count) >= q.cfg.MaxDeliver:
+			dead = &deadJob{g: g, seq: seq, count: d.count, reason: maxDeliverReason(q.cfg.MaxDeliver)}
+		case delay > 0:
 			heap.Push(&g.later, laterItem{at: now.Add(delay).UnixNano(), seq: seq})
-		} else {
+		default:
 			g.redo = append(g.redo, seq)
 		}
 	case InProgress:
+		// The heap keeps the old deadline; when it comes up, the loop
+		// sees the later one and pushes that (one entry per delivery, so
+		// a client repeating +WPI does not grow the heap).
 		d.deadline = now.Add(q.ackWait(c)).UnixNano()
-		heap.Push(&q.timers, deadline{at: d.deadline, seq: seq, id: id, g: g})
 	}
 	if dead != nil {
 		q.deads = append(q.deads, dead)
@@ -132,6 +141,35 @@ func (q *Queue) Ack(ctx context.Context, name string, seq, id uint64, kind AckKi
 		return q.storageErr(err)
 	}
 	return nil
+}
+
+// maxPerStep bounds the messages one step of the loop hands out.
+const maxPerStep = 1024
+
+func maxDeliverReason(n int) string { return "max deliveries (" + strconv.Itoa(n) + ") reached" }
+
+// compactTimersLocked rebuilds the deadline heap when most of its entries
+// belong to deliveries answered since (they stay until their time).
+func (q *Queue) compactTimersLocked() {
+	if q.timers.Len() < 64 {
+		return
+	}
+	live := 0
+	for _, g := range q.groups {
+		live += len(g.pending)
+	}
+	if q.timers.Len() < 4*live {
+		return
+	}
+	kept := q.timers[:0]
+	for _, dl := range q.timers {
+		if d := dl.g.pending[dl.seq]; d != nil && d.id == dl.id {
+			kept = append(kept, dl)
+		}
+	}
+	clear(q.timers[len(kept):])
+	q.timers = kept
+	heap.Init(&q.timers)
 }
 
 // deadJob is a message on its way to the dead-letter queue.
@@ -217,18 +255,23 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 	for q.timers.Len() > 0 && q.timers[0].at <= now {
 		dl := heap.Pop(&q.timers).(deadline)
 		d := dl.g.pending[dl.seq]
-		if d == nil || d.id != dl.id || d.deadline != dl.at {
+		if d == nil || d.id != dl.id {
+			continue // answered, or delivered again since
+		}
+		if d.deadline > now {
+			dl.at = d.deadline // moved by InProgress
+			heap.Push(&q.timers, dl)
 			continue
 		}
 		delete(dl.g.pending, dl.seq)
 		d.c.inflight--
 		if q.cfg.MaxDeliver > 0 && int(d.count) >= q.cfg.MaxDeliver {
-			q.deads = append(q.deads, &deadJob{g: dl.g, seq: dl.seq, count: d.count,
-				reason: "max deliveries (" + strconv.Itoa(q.cfg.MaxDeliver) + ") reached"})
+			q.deads = append(q.deads, &deadJob{g: dl.g, seq: dl.seq, count: d.count, reason: maxDeliverReason(q.cfg.MaxDeliver)})
 			continue
 		}
 		dl.g.redo = append(dl.g.redo, dl.seq)
 	}
+	q.compactTimersLocked()
 	// Aged messages.
 	if q.cfg.MaxAge > 0 {
 		cut := now - int64(q.cfg.MaxAge)
@@ -244,10 +287,13 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 		}
 	}
 	q.expireDedup(now)
-	// Fetches.
+	// Fetches. A step hands out at most maxPerStep messages (each read
+	// from the journal under mu, which the publish callbacks wait for);
+	// the loop goes on at once if there is more.
+	budget := maxPerStep
 	kept := q.pulls[:0]
 	for _, p := range q.pulls {
-		for p.n > 0 && p.c.inflight < p.c.cfg.MaxInFlight {
+		for p.n > 0 && p.c.inflight < p.c.cfg.MaxInFlight && budget > 0 {
 			s, ok := q.handOut(p.c, p.to, now, &recs)
 			if !ok {
 				break
@@ -255,10 +301,13 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 			if s != nil {
 				sends = append(sends, *s)
 				p.n--
+				budget--
 			}
 		}
 		switch {
 		case p.n == 0:
+		case budget == 0:
+			kept = append(kept, p)
 		case p.noWait:
 			sends = append(sends, send{to: p.to, code: 404, text: "No Messages"})
 		case p.deadline <= now:
@@ -274,13 +323,14 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 		if c.cfg.DeliverSubject == "" {
 			continue
 		}
-		for c.inflight < c.cfg.MaxInFlight {
+		for c.inflight < c.cfg.MaxInFlight && budget > 0 {
 			s, ok := q.handOut(c, c.cfg.DeliverSubject, now, &recs)
 			if !ok {
 				break
 			}
 			if s != nil {
 				sends = append(sends, *s)
+				budget--
 			}
 		}
 	}
@@ -291,6 +341,9 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 	}
 	q.deadDone = q.deadDone[:0]
 	deads, q.deads = q.deads, nil
+	if budget == 0 {
+		q.kick()
+	}
 	return sends, recs, deads
 }
 
@@ -434,6 +487,14 @@ func (q *Queue) deadLetter(dj *deadJob) {
 	hdr = appendHeader(hdr, "Sb-Dead-Seq", strconv.FormatUint(dj.seq, 10))
 	hdr = appendHeader(hdr, "Sb-Dead-Deliveries", strconv.FormatUint(uint64(dj.count), 10))
 	target.Publish(context.Background(), r.Msg.Subject, hdr, r.Msg.Data, "", time.Time{}, func(_ PubAck, err error) {
+		if errors.Is(err, ErrTooLarge) {
+			// It will never fit (the dead-letter fields made it too
+			// large): drop it, as without a dead-letter queue.
+			q.log.Warn("queue: message dropped: too large for the dead-letter queue", "seq", dj.seq, "subject", r.Msg.Subject,
+				"deliveries", dj.count, "reason", dj.reason, "dead_letter", dlq, "err", err)
+			finish()
+			return
+		}
 		if err != nil {
 			// Keep it here: deliver it again later rather than lose it.
 			q.log.Error("queue: dead-letter queue refused a message; it stays", "seq", dj.seq, "dead_letter", dlq, "err", err)

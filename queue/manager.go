@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +48,9 @@ type Manager struct {
 	log  *slog.Logger
 	fsys journal.FS
 
-	mu     sync.RWMutex
-	queues map[string]*Queue
+	mu       sync.RWMutex
+	queues   map[string]*Queue
+	deleting map[string]bool // names whose Delete is still removing files
 	bind   *subject.Sublist[*Queue]
 	any    atomic.Bool
 	closed bool
@@ -64,7 +66,7 @@ func Open(opts Options) (*Manager, error) {
 	if opts.Dir == "" || opts.NewSender == nil {
 		return nil, errors.New("queue: Options.Dir and Options.NewSender are required")
 	}
-	m := &Manager{opts: opts, log: opts.Logger, fsys: opts.FS, queues: map[string]*Queue{}, bind: subject.NewSublist[*Queue]()}
+	m := &Manager{opts: opts, log: opts.Logger, fsys: opts.FS, queues: map[string]*Queue{}, deleting: map[string]bool{}, bind: subject.NewSublist[*Queue]()}
 	if m.log == nil {
 		m.log = slog.Default()
 	}
@@ -102,7 +104,7 @@ func Open(opts Options) (*Manager, error) {
 		if err == nil {
 			err = m.bindLocked(q, cfg.Subjects)
 			if err != nil {
-				q.close()
+				q.close("Queue Closed")
 			}
 		}
 		if err != nil {
@@ -162,7 +164,9 @@ func (m *Manager) readConfig(dir string) (Config, error) {
 	if _, err := f.ReadAt(b, 0); err != nil {
 		return cfg, fmt.Errorf("%s: %w", configFile, err)
 	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("%s: %w", configFile, err)
 	}
 	return cfg, nil
@@ -239,6 +243,9 @@ func (m *Manager) Create(cfg Config) (Info, error) {
 	if q := m.queues[cfg.Name]; q != nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrExists, cfg.Name)
 	}
+	if m.deleting[cfg.Name] {
+		return Info{}, fmt.Errorf("%w: %s is being deleted; try again", ErrExists, cfg.Name)
+	}
 	if err := m.checkDeadLetterLocked(cfg); err != nil {
 		return Info{}, err
 	}
@@ -266,7 +273,7 @@ func (m *Manager) Create(cfg Config) (Info, error) {
 		return Info{}, err
 	}
 	if err := m.bindLocked(q, cfg.Subjects); err != nil {
-		q.close()
+		q.close("Queue Closed")
 		return Info{}, err
 	}
 	m.queues[cfg.Name] = q
@@ -285,12 +292,17 @@ func (m *Manager) checkDeadLetterLocked(cfg Config) error {
 // change; subjects, limits, timings, the dead-letter queue and the
 // consumers can.
 func (m *Manager) Update(cfg Config) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.updateLocked(cfg)
+}
+
+// updateLocked is Update with m.mu held.
+func (m *Manager) updateLocked(cfg Config) (Info, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return Info{}, err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	q := m.queues[cfg.Name]
 	if q == nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, cfg.Name)
@@ -305,16 +317,16 @@ func (m *Manager) Update(cfg Config) (Info, error) {
 	if err := m.checkDeadLetterLocked(cfg); err != nil {
 		return Info{}, err
 	}
-	m.unbindLocked(q, old.Subjects)
+	// Bind the new subjects before unbinding the old ones: a subject in
+	// both stays bound throughout (the table counts it twice meanwhile).
 	if err := m.bindLocked(q, cfg.Subjects); err != nil {
-		m.bindLocked(q, old.Subjects)
 		return Info{}, err
 	}
 	if err := m.writeConfig(q.dir, cfg); err != nil {
 		m.unbindLocked(q, cfg.Subjects)
-		m.bindLocked(q, old.Subjects)
 		return Info{}, fmt.Errorf("update queue %s: %w", cfg.Name, err)
 	}
+	m.unbindLocked(q, old.Subjects)
 	q.mu.Lock()
 	q.cfg = cfg
 	q.setConsumersLocked(cfg.Consumers)
@@ -329,7 +341,9 @@ func (m *Manager) AddConsumer(name string, cc ConsumerConfig) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	q := m.Get(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.queues[name]
 	if q == nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
@@ -341,12 +355,14 @@ func (m *Manager) AddConsumer(name string, cc ConsumerConfig) (Info, error) {
 		}
 	}
 	cfg.Consumers = append(list, cc)
-	return m.Update(cfg)
+	return m.updateLocked(cfg)
 }
 
 // DeleteConsumer removes a consumer of queue name.
 func (m *Manager) DeleteConsumer(name, consumer string) (Info, error) {
-	q := m.Get(name)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	q := m.queues[name]
 	if q == nil {
 		return Info{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
@@ -361,7 +377,7 @@ func (m *Manager) DeleteConsumer(name, consumer string) (Info, error) {
 		return Info{}, fmt.Errorf("%w: %q on queue %s", ErrNoConsumer, consumer, name)
 	}
 	cfg.Consumers = list
-	return m.Update(cfg)
+	return m.updateLocked(cfg)
 }
 
 // Delete removes a queue and its stored messages. A queue that is
@@ -381,9 +397,15 @@ func (m *Manager) Delete(name string) error {
 	}
 	m.unbindLocked(q, q.Config().Subjects)
 	delete(m.queues, name)
+	m.deleting[name] = true // Create waits until the files are gone
 	m.any.Store(len(m.queues) > 0)
 	m.mu.Unlock()
-	q.close()
+	defer func() {
+		m.mu.Lock()
+		delete(m.deleting, name)
+		m.mu.Unlock()
+	}()
+	q.close("Queue Deleted")
 	// Rename first, so that a crash in the middle leaves no half queue
 	// that Open would load.
 	gone := filepath.Join(m.opts.Dir, "."+name+".deleted."+strconv.FormatInt(time.Now().UnixNano(), 36))
@@ -428,7 +450,7 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	var errs []error
 	for _, q := range qs {
-		errs = append(errs, q.close())
+		errs = append(errs, q.close("Hub Shutting Down"))
 	}
 	return errors.Join(errs...)
 }

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,6 +104,7 @@ type Queue struct {
 	badRecs       int
 	opened        time.Duration // how long opening (journal recovery and replay) took
 	admitted      int64         // publishes admitted, not yet stored or failed
+	applied       uint64        // the highest message sequence added to entries (stored or replayed)
 	admittedBytes int64
 	floorSeq      uint64     // the last floor written
 	removedTo     uint64     // RemoveBefore last asked for this
@@ -128,7 +131,10 @@ func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
 	log := m.log.With("queue", cfg.Name)
 	j, rec, err := journal.Open(dir+"/log", journal.Options{
 		FS: m.opts.FS, SegmentSize: m.opts.SegmentSize, Sync: mode, Logger: log,
-		MaxRecord: cfg.MaxMsgSize + 2*maxSubjectLen + msgFixed,
+		// The largest record any configuration can write: max_msg_size may
+		// change later, and recovery must never take an old, larger record
+		// for damage.
+		MaxRecord: maxRecord,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", cfg.Name, err)
@@ -138,7 +144,7 @@ func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
 		stop: make(chan struct{}), done: make(chan struct{}), kickCh: make(chan struct{}, 1),
 		dedup: map[string]*dedupEntry{}, delayed: map[uint64]int64{},
 		groups: map[string]*group{}, consumers: map[string]*consumer{},
-		nextID: uint64(time.Now().UnixNano()),
+		nextID: randomID(),
 	}
 	q.setConsumersLocked(cfg.Consumers)
 	if err := q.replay(); err != nil {
@@ -202,6 +208,7 @@ func (q *Queue) replay() error {
 func (q *Queue) addEntry(seq uint64, m *msgRecord, now int64, replay bool) {
 	size := len(m.Header) + len(m.Data)
 	q.entries = append(q.entries, entry{seq: seq, at: m.At, size: uint32(size)})
+	q.applied = max(q.applied, seq)
 	q.count++
 	q.bytes += int64(size)
 	if m.NotBefore > now {
@@ -231,14 +238,17 @@ func (q *Queue) live(seq uint64) bool {
 	return i >= 0 && !q.entries[i].gone
 }
 
-// firstLive returns the sequence of the oldest message held, or the next
-// sequence the journal will give when there is none.
+// firstLive returns the sequence of the oldest message held, or, when
+// there is none, the one after the last message stored. Not the journal's
+// Last: the committer moves that before the callbacks that add a batch's
+// messages run, and a trim or a floor up to it would take messages that
+// were just acknowledged.
 func (q *Queue) firstLive() uint64 {
 	q.trimHead()
 	if q.head < len(q.entries) {
 		return q.entries[q.head].seq
 	}
-	return q.j.Last() + 1
+	return q.applied + 1
 }
 
 // remove marks the entry at index i gone.
@@ -328,34 +338,36 @@ func (q *Queue) admit(m *msgRecord, done func(PubAck, error)) error {
 	if q.failed != nil {
 		return q.failed
 	}
-	if size := len(m.Header) + len(m.Data); size > q.cfg.MaxMsgSize {
+	size := int64(len(m.Header) + len(m.Data))
+	if size > int64(q.cfg.MaxMsgSize) {
 		return fmt.Errorf("%w: %d bytes, the queue takes at most %d", ErrTooLarge, size, q.cfg.MaxMsgSize)
 	}
-	size := int64(len(m.Header) + len(m.Data))
+	dedup := m.MsgID != "" && q.cfg.DedupWindow > 0
+	if dedup {
+		// Before the limits: a retry of a stored message gets its
+		// duplicate ack even when the queue is full now.
+		q.expireDedup(m.At)
+		if d, ok := q.dedup[m.MsgID]; ok {
+			if d.durable {
+				ack := PubAck{Queue: q.name, Seq: d.seq, Duplicate: true}
+				q.mu.Unlock()
+				done(ack, nil)
+				q.mu.Lock()
+			} else {
+				d.waiters = append(d.waiters, done)
+			}
+			return errDuplicate
+		}
+	}
 	if q.cfg.Retention == Work && (q.cfg.MaxMsgs > 0 && q.count+q.admitted >= q.cfg.MaxMsgs || q.cfg.MaxBytes > 0 && q.bytes+q.admittedBytes+size > q.cfg.MaxBytes) {
 		return fmt.Errorf("%w: %d messages, %d bytes held or being stored (max_msgs %d, max_bytes %d)", ErrFull, q.count+q.admitted, q.bytes+q.admittedBytes, q.cfg.MaxMsgs, q.cfg.MaxBytes)
 	}
 	q.admitted++
 	q.admittedBytes += size
-	if m.MsgID == "" || q.cfg.DedupWindow <= 0 {
-		return nil
+	if dedup {
+		q.dedup[m.MsgID] = &dedupEntry{at: m.At}
+		q.dedupFIFO = append(q.dedupFIFO, m.MsgID)
 	}
-	q.expireDedup(m.At)
-	if d, ok := q.dedup[m.MsgID]; ok {
-		q.admitted--
-		q.admittedBytes -= size
-		if d.durable {
-			ack := PubAck{Queue: q.name, Seq: d.seq, Duplicate: true}
-			q.mu.Unlock()
-			done(ack, nil)
-			q.mu.Lock()
-		} else {
-			d.waiters = append(d.waiters, done)
-		}
-		return errDuplicate
-	}
-	q.dedup[m.MsgID] = &dedupEntry{at: m.At}
-	q.dedupFIFO = append(q.dedupFIFO, m.MsgID)
 	return nil
 }
 
@@ -386,10 +398,10 @@ func (q *Queue) expireDedup(now int64) {
 	for len(q.dedupFIFO) > 0 {
 		id := q.dedupFIFO[0]
 		d, ok := q.dedup[id]
-		if ok && now-d.at < w {
-			break
+		if ok && (now-d.at < w || !d.durable) {
+			break // still in the window, or still being stored: expire it later
 		}
-		if ok && d.durable {
+		if ok {
 			delete(q.dedup, id)
 		}
 		q.dedupFIFO = q.dedupFIFO[1:]
@@ -519,18 +531,12 @@ func (q *Queue) Purge() error {
 	if err := q.j.Reset(); err != nil {
 		return q.storageErr(err)
 	}
+	// Everything from the journal's first index on was appended after
+	// the reset: publishes acknowledged while Purge ran stay.
+	from := q.j.First()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.entries, q.head, q.count, q.bytes = nil, 0, 0, 0
-	clear(q.delayed)
-	next := q.j.Last() + 1
-	for _, g := range q.groups {
-		g.reset(next)
-	}
-	for _, c := range q.consumers {
-		c.inflight = 0
-	}
-	q.timers = q.timers[:0]
+	q.applyFloor(from)
 	return nil
 }
 
@@ -558,15 +564,41 @@ func (q *Queue) replyLater(m outMsg) {
 // acks from journal callbacks, which must not write to sockets.
 func (q *Queue) Reply(to string, v any) { q.replyLater(outMsg{to: to, v: v}) }
 
-// close stops the loop and closes the journal.
-func (q *Queue) close() error {
+// close stops the loop and closes the journal. Waiting fetches end with
+// status 409 and why.
+func (q *Queue) close(why string) error {
+	q.mu.Lock()
+	pulls := q.pulls
+	q.pulls = nil
+	q.mu.Unlock()
 	select {
 	case <-q.stop:
 	default:
 		close(q.stop)
 	}
 	<-q.done
+	if len(pulls) > 0 {
+		snd := q.m.opts.NewSender()
+		for _, p := range pulls {
+			snd.Status(p.to, 409, why)
+		}
+		snd.Flush()
+	}
 	return q.j.Close()
+}
+
+// maxRecord is the largest journal record a queue writes: a message of
+// MaxMaxMsgSize with the longest subject and Msg-Id.
+const maxRecord = MaxMaxMsgSize + maxSubjectLen + maxMsgIDLen + msgFixed
+
+// randomID returns a random start for delivery ids, so that the ids of
+// one run say nothing about another's.
+func randomID() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint64(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint64(b[:]) >> 1
 }
 
 // bufPool holds record buffers.
