@@ -51,9 +51,9 @@ type Manager struct {
 	mu       sync.RWMutex
 	queues   map[string]*Queue
 	deleting map[string]bool // names whose Delete is still removing files
-	bind   *subject.Sublist[*Queue]
-	any    atomic.Bool
-	closed bool
+	bind     *subject.Sublist[*Queue]
+	any      atomic.Bool
+	closed   bool
 }
 
 const configFile = "config.json"

@@ -1,7 +1,8 @@
 package queue
 
-// Regression tests: each one demonstrates a suspected defect. A failing test
-// here is a finding; see the review report for the details.
+// Regression tests for defects a review of the queue layer found: each
+// one failed before its fix (several force the one interleaving that shows
+// the defect through the FaultFS hook or a journal callback).
 
 import (
 	"context"
