@@ -19,7 +19,13 @@ func ShmWriting(c *Conn) int {
 	}
 	c.shm.mu.Lock()
 	defer c.shm.mu.Unlock()
-	return len(c.shm.pubs)
+	n := 0
+	for _, p := range c.shm.pubs {
+		if !p.isClosed() {
+			n++
+		}
+	}
+	return n
 }
 
 // DecodePubAck exposes decodePubAck.

@@ -189,6 +189,13 @@ func (c *Conn) shmOp(m *protocol.ShmControl, fds []int) error {
 	case "unreader":
 		c.shmUnreader(m)
 		return nil
+	case "revoke":
+		// A durable queue stores the ring's subjects now: publish them
+		// over the socket from here on.
+		if p := c.shmPubByID(m.Ring); p != nil {
+			p.close()
+		}
+		return nil
 	case "error":
 		return fmt.Errorf("hub: %s", m.Error)
 	}

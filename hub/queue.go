@@ -80,9 +80,7 @@ type queueSender struct {
 func (s *queueSender) Deliver(to string, d *queue.Delivery) {
 	b := s.buf[:0]
 	b = append(b, "NATS/1.0\r\n"...)
-	if i := bytes.Index(d.Header, []byte("\r\n")); i >= 0 && len(d.Header) >= i+4 {
-		b = append(b, d.Header[i+2:len(d.Header)-2]...) // the publisher's fields
-	}
+	b = appendStoredFields(b, d.Header)
 	b = appendField(b, "Sb-Queue", d.Queue)
 	b = appendField(b, "Sb-Seq", strconv.FormatUint(d.Seq, 10))
 	b = appendField(b, "Sb-Subject", d.Subject)
@@ -94,6 +92,50 @@ func (s *queueSender) Deliver(to string, d *queue.Delivery) {
 	reply := ackSubject(d)
 	s.c.route([]byte(to), []byte(reply), hl, b)
 	s.buf = b
+}
+
+// appendStoredFields appends the fields of the header block the message
+// was stored with (its publisher's, less their Sb- fields, plus the
+// Sb-Dead- fields of a dead letter).
+func appendStoredFields(b, hdr []byte) []byte {
+	return appendFields(b, hdr, false)
+}
+
+// appendFields appends the field lines of a header block, without its
+// status line and final blank line, and without Sb- fields if dropSb.
+func appendFields(b, hdr []byte, dropSb bool) []byte {
+	i := bytes.Index(hdr, []byte("\r\n"))
+	if i < 0 {
+		return b
+	}
+	for rest := hdr[i+2:]; len(rest) > 0; {
+		line, tail, ok := bytes.Cut(rest, []byte("\r\n"))
+		if !ok || len(line) == 0 {
+			break
+		}
+		rest = tail
+		if dropSb && len(line) >= 3 && (line[0]|0x20) == 's' && (line[1]|0x20) == 'b' && line[2] == '-' {
+			continue
+		}
+		b = append(b, line...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+// withoutSbFields returns a publisher's header block without its Sb-
+// fields, which are the hub's: a publisher must not forge a delivery's
+// queue, sequence or count, nor a dead letter's reason. nil if no field
+// is left.
+func withoutSbFields(hdr []byte) []byte {
+	fields := appendFields(nil, hdr, true)
+	if len(fields) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len("NATS/1.0\r\n")+len(fields)+2)
+	out = append(out, "NATS/1.0\r\n"...)
+	out = append(out, fields...)
+	return append(out, "\r\n"...)
 }
 
 func appendField(b []byte, k, v string) []byte {
@@ -160,17 +202,76 @@ func errorCode(err error) string {
 		{queue.ErrFailed, "failed"}, {queue.ErrClosed, "closed"}, {queue.ErrStaleDelivery, "stale"},
 		{queue.ErrNoConsumer, "no_consumer"}, {queue.ErrPushConsumer, "push_consumer"},
 		{queue.ErrImmutableConfig, "immutable"}, {queue.ErrBadRequest, "bad_request"},
+		{errQueuePermission, "permission"}, {errQueuesOff, "off"},
 	} {
 		if errors.Is(err, e.err) {
 			return e.code
 		}
 	}
-	return "bad_request"
+	return "internal"
 }
 
-func qerr(err error, name string) queueError {
-	return queueError{Error: err.Error(), Code: errorCode(err), Queue: name}
+// errQueuePermission: a queue request would let its sender read or
+// publish where the policy does not let it.
+var errQueuePermission = errors.New("queue: permissions violation")
+
+// mayConfigure checks that c may make a queue store subjects (it must be
+// allowed to subscribe to all of each, with no deny inside: whoever may
+// fetch reads them) and deliver to its consumers' subjects (it must be
+// allowed to publish there: the hub delivers on its behalf).
+func (c *client) mayConfigure(subjects []string, consumers []queue.ConsumerConfig) error {
+	if !c.restricted {
+		return nil
+	}
+	for _, s := range subjects {
+		if d := c.grant.Subscribe(s); !d.Allowed || d.Filter {
+			c.deny("queue subject", []byte(s), d.Decision)
+			return fmt.Errorf("%w: a queue on %q needs permission to subscribe to all of it", errQueuePermission, s)
+		}
+	}
+	for _, cc := range consumers {
+		if cc.DeliverSubject == "" {
+			continue
+		}
+		if d := c.grant.Publish(cc.DeliverSubject); !d.Allowed {
+			c.deny("queue deliver subject", []byte(cc.DeliverSubject), d)
+			return fmt.Errorf("%w: consumer %q delivers to %q, which needs permission to publish there", errQueuePermission, cc.Name, cc.DeliverSubject)
+		}
+	}
+	return nil
 }
+
+// decodeStrict decodes JSON, refusing unknown keys: a misspelt setting
+// ("maxdeliver") must not silently leave its default.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("more than one JSON value")
+	}
+	return nil
+}
+
+// qerr is the wire form of a queue error. An error without a stable code
+// (an I/O error, say) is logged with its detail and goes out as "internal":
+// the wire carries a stable message, the log the file system's paths.
+func (h *Hub) qerr(err error, name string) queueError {
+	code := errorCode(err)
+	if code == "internal" {
+		h.log.Warn("queue: request failed", "queue", name, "err", err)
+		return queueError{Error: "queue: internal error (the hub's log has the detail)", Code: code, Queue: name}
+	}
+	return queueError{Error: err.Error(), Code: code, Queue: name}
+}
+
+// Bounds of times a client gives.
+const (
+	maxDelay     = 10 * 365 * 24 * time.Hour // Sb-Delay, Sb-Not-Before
+	maxFetchWait = 24 * time.Hour            // a fetch's expires
+)
 
 var errQueuesOff = errors.New("queue: durable queues are off (the hub has no data directory)")
 
@@ -192,10 +293,11 @@ func (c *client) queuePublish(q *queue.Queue, f *protocol.Frame) {
 		msgID, notBefore, err = queueHeaders(hdr)
 		if err != nil {
 			if f.Reply != nil {
-				c.h.sysReply(string(f.Reply), nil, mustJSON(qerr(err, q.Name())))
+				c.h.sysReply(string(f.Reply), nil, mustJSON(c.h.qerr(err, q.Name())))
 			}
 			return
 		}
+		hdr = withoutSbFields(hdr)
 	}
 	var reply string
 	if f.Reply != nil {
@@ -206,7 +308,7 @@ func (c *client) queuePublish(q *queue.Queue, f *protocol.Frame) {
 			return
 		}
 		if err != nil {
-			q.Reply(reply, qerr(err, a.Queue))
+			q.Reply(reply, c.h.qerr(err, a.Queue))
 			return
 		}
 		q.Reply(reply, a)
@@ -229,13 +331,16 @@ func queueHeaders(hdr []byte) (msgID string, notBefore time.Time, err error) {
 			msgID = vs[0]
 		case strings.EqualFold(k, "Sb-Not-Before"):
 			t, perr := time.Parse(time.RFC3339Nano, vs[0])
+			if perr == nil && t.After(time.Now().Add(maxDelay)) {
+				perr = errors.New("more than 10 years ahead")
+			}
 			if perr != nil {
 				return "", time.Time{}, fmt.Errorf("%w: %w", queue.ErrBadRequest, perr)
 			}
 			notBefore = t
 		case strings.EqualFold(k, "Sb-Delay"):
 			d, perr := time.ParseDuration(vs[0])
-			if perr != nil || d < 0 {
+			if perr != nil || d < 0 || d > maxDelay {
 				return "", time.Time{}, fmt.Errorf("%w: %s", queue.ErrBadRequest, "Sb-Delay: want a duration such as 30s")
 			}
 			notBefore = time.Now().Add(d)
@@ -270,11 +375,11 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 		}
 	}
 	if m == nil {
-		answer(qerr(errQueuesOff, ""))
+		answer(c.h.qerr(errQueuesOff, ""))
 		return
 	}
 	tok := strings.Split(verb, ".")
-	bad := func(msg string) { answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, msg), "")) }
+	bad := func(msg string) { answer(c.h.qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, msg), "")) }
 	switch {
 	case tok[0] == "LIST" && len(tok) == 1:
 		answer(struct {
@@ -282,9 +387,9 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 		}{m.List()})
 	case (tok[0] == "CREATE" || tok[0] == "UPDATE") && len(tok) == 2:
 		var cfg queue.Config
-		if len(body) > 0 {
-			if err := json.Unmarshal(body, &cfg); err != nil {
-				answer(qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[1]))
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := decodeStrict(body, &cfg); err != nil {
+				answer(c.h.qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[1]))
 				return
 			}
 		}
@@ -292,7 +397,15 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 			cfg.Name = tok[1]
 		}
 		if cfg.Name != tok[1] {
-			answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadConfig, "the body names another queue than the subject"), tok[1]))
+			answer(c.h.qerr(fmt.Errorf("%w: %s", queue.ErrBadConfig, "the body names another queue than the subject"), tok[1]))
+			return
+		}
+		subjects := cfg.Subjects
+		if len(subjects) == 0 {
+			subjects = []string{cfg.Name}
+		}
+		if err := c.mayConfigure(subjects, cfg.Consumers); err != nil {
+			answer(c.h.qerr(err, tok[1]))
 			return
 		}
 		var inf queue.Info
@@ -303,21 +416,24 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 			inf, err = m.Update(cfg)
 		}
 		if err != nil {
-			answer(qerr(err, tok[1]))
+			answer(c.h.qerr(err, tok[1]))
 			return
 		}
 		c.log.Info("queue: "+strings.ToLower(tok[0])+"d", "queue", tok[1], "by", c.who)
+		if c.h.shm != nil {
+			c.h.shm.revoke(inf.Config.Subjects)
+		}
 		answer(inf)
 	case tok[0] == "INFO" && len(tok) == 2:
 		q := m.Get(tok[1])
 		if q == nil {
-			answer(qerr(queue.ErrNotFound, tok[1]))
+			answer(c.h.qerr(queue.ErrNotFound, tok[1]))
 			return
 		}
 		answer(q.Info())
 	case tok[0] == "DELETE" && len(tok) == 2:
 		if err := m.Delete(tok[1]); err != nil {
-			answer(qerr(err, tok[1]))
+			answer(c.h.qerr(err, tok[1]))
 			return
 		}
 		c.log.Info("queue: deleted", "queue", tok[1], "by", c.who)
@@ -325,30 +441,34 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 	case tok[0] == "PURGE" && len(tok) == 2:
 		q := m.Get(tok[1])
 		if q == nil {
-			answer(qerr(queue.ErrNotFound, tok[1]))
+			answer(c.h.qerr(queue.ErrNotFound, tok[1]))
 			return
 		}
 		if err := q.Purge(); err != nil {
-			answer(qerr(err, tok[1]))
+			answer(c.h.qerr(err, tok[1]))
 			return
 		}
 		answer(map[string]any{"ok": true, "queue": tok[1]})
 	case tok[0] == "CONSUMER" && len(tok) == 3 && tok[1] == "ADD":
 		var cc queue.ConsumerConfig
-		if err := json.Unmarshal(body, &cc); err != nil {
-			answer(qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[2]))
+		if err := decodeStrict(body, &cc); err != nil {
+			answer(c.h.qerr(fmt.Errorf("%w: %w", queue.ErrBadConfig, err), tok[2]))
+			return
+		}
+		if err := c.mayConfigure(nil, []queue.ConsumerConfig{cc}); err != nil {
+			answer(c.h.qerr(err, tok[2]))
 			return
 		}
 		inf, err := m.AddConsumer(tok[2], cc)
 		if err != nil {
-			answer(qerr(err, tok[2]))
+			answer(c.h.qerr(err, tok[2]))
 			return
 		}
 		answer(inf)
 	case tok[0] == "CONSUMER" && len(tok) == 4 && tok[1] == "DELETE":
 		inf, err := m.DeleteConsumer(tok[2], tok[3])
 		if err != nil {
-			answer(qerr(err, tok[2]))
+			answer(c.h.qerr(err, tok[2]))
 			return
 		}
 		answer(inf)
@@ -374,13 +494,17 @@ func (c *client) queueFetch(m *queue.Manager, name, consumer string, reply, body
 	}
 	req := fetchRequest{Batch: 1}
 	if len(bytes.TrimSpace(body)) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
+		if err := decodeStrict(body, &req); err != nil {
 			status(400, "Bad Request: "+sanitize(err.Error()))
 			return
 		}
 	}
 	if req.Batch < 1 || req.Batch > 100_000 {
 		status(400, "Bad Request: batch 1 to 100000")
+		return
+	}
+	if req.Expires < 0 || time.Duration(req.Expires) > maxFetchWait {
+		status(400, "Bad Request: expires 0 (30s) to 24h")
 		return
 	}
 	q := m.Get(name)
@@ -411,17 +535,17 @@ func (c *client) queueAck(m *queue.Manager, tok []string, reply, body []byte) {
 	seq, err1 := strconv.ParseUint(tok[2], 10, 64)
 	id, err2 := strconv.ParseUint(tok[3], 10, 64)
 	if err1 != nil || err2 != nil {
-		answer(qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, "malformed ack subject"), tok[0]))
+		answer(c.h.qerr(fmt.Errorf("%w: %s", queue.ErrBadRequest, "malformed ack subject"), tok[0]))
 		return
 	}
 	q := m.Get(tok[0])
 	if q == nil {
-		answer(qerr(queue.ErrNotFound, tok[0]))
+		answer(c.h.qerr(queue.ErrNotFound, tok[0]))
 		return
 	}
 	kind, delay, err := parseAck(body)
 	if err != nil {
-		answer(qerr(err, tok[0]))
+		answer(c.h.qerr(err, tok[0]))
 		return
 	}
 	var done func(error)
@@ -429,14 +553,14 @@ func (c *client) queueAck(m *queue.Manager, tok []string, reply, body []byte) {
 		r := string(reply)
 		done = func(err error) {
 			if err != nil {
-				q.Reply(r, qerr(err, tok[0]))
+				q.Reply(r, c.h.qerr(err, tok[0]))
 			} else {
 				q.Reply(r, map[string]any{"ok": true})
 			}
 		}
 	}
 	if err := q.Ack(context.Background(), tok[1], seq, id, kind, delay, done); err != nil {
-		answer(qerr(err, tok[0]))
+		answer(c.h.qerr(err, tok[0]))
 	}
 }
 

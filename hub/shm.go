@@ -109,6 +109,7 @@ type ring struct {
 	fwdStop   context.CancelFunc
 	fwdDone   chan struct{}
 	forwarded bool // a forwarder ran: a new one starts at the current end
+	revoked   bool // a durable queue now stores what it carries: the publisher was told to close it
 	// fwdMu is held by the forwarder while it routes one message, and by
 	// attachLocked while it picks where a new reader starts; fwdOn and
 	// fwdNext (the next sequence it forwards) are guarded by it. Lock
@@ -364,6 +365,11 @@ func (b *broker) offer(c *client, s *subscription) {
 		c.log.Debug("shm: no ring: the publisher may not publish to all of the pattern", "pattern", s.subject)
 		return
 	}
+	if b.h.queues != nil && b.h.queues.Overlaps(s.subject) {
+		// A durable queue stores these subjects: they must go through
+		// the hub's publish path, which a ring bypasses.
+		return
+	}
 	r, err := b.newRingLocked(c, s.subject, shmDefaultSlots, c.maxPayload+shmFrameBudget)
 	if err != nil {
 		c.log.Warn("shm: cannot create a ring", "pattern", s.subject, "err", err)
@@ -371,6 +377,31 @@ func (b *broker) offer(c *client, s *subscription) {
 	}
 	p.rings[s.subject] = r
 	b.sendRingLocked(c, p, r)
+}
+
+// revoke tells the publisher of every ring whose pattern overlaps one of
+// subjects (a durable queue's, just created or updated) to close it: its
+// messages then go over the socket, through the hub's publish path, where
+// the queue stores them. Readers read what the ring holds, then see it
+// closed. Messages written before the publisher reads the revocation
+// reach the subscribers but not the queue.
+func (b *broker) revoke(subjects []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.rings {
+		if r.revoked {
+			continue
+		}
+		for _, s := range subjects {
+			if subject.Overlap(r.pattern, s) {
+				r.revoked = true
+				if p := b.peers[r.pub]; p != nil {
+					r.pub.sendCtl(p.ctl, protocol.ShmControl{Op: "revoke", Ring: r.id}, nil)
+				}
+				break
+			}
+		}
+	}
 }
 
 // explicitRing answers a PUB request: a ring of the asked geometry for a
@@ -391,6 +422,9 @@ func (b *broker) explicitRing(c *client, req shmRequest) {
 func (b *broker) tryExplicit(c *client, p *shmPeer, req shmRequest) string {
 	if !subject.ValidPublish([]byte(req.Subject)) || isReserved([]byte(req.Subject)) {
 		return fmt.Sprintf("shm: %q is not a subject a ring can carry", req.Subject)
+	}
+	if b.h.queues != nil && b.h.queues.Overlaps(req.Subject) {
+		return fmt.Sprintf("shm: a durable queue stores %q: publish it over the socket", req.Subject)
 	}
 	if c.restricted {
 		if d := c.grant.Publish(req.Subject); !d.Allowed {
