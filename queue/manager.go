@@ -221,6 +221,22 @@ func (m *Manager) Bound(subj []byte) *Queue {
 	return r.Plain[0]
 }
 
+// Overlaps reports whether a queue stores messages on some subject that
+// pattern matches (the hub hands out no shared-memory ring for such a
+// pattern: ring messages bypass the hub's publish path).
+func (m *Manager) Overlaps(pattern string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, q := range m.queues {
+		for _, s := range q.cfg.Subjects {
+			if subject.Overlap(s, pattern) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Get returns the queue name, or nil.
 func (m *Manager) Get(name string) *Queue {
 	m.mu.RLock()
