@@ -492,8 +492,9 @@ func (q *Queue) enforceLimitsLocked() {
 }
 
 // writeFloorLocked applies and records "everything below seq is removed".
-// The record is best effort: if it is lost in a crash, the limits remove
-// the same messages again after the restart.
+// The record is best effort: if it is lost in a crash, the messages come
+// back after the restart until the next publish enforces the limits again
+// (replay does not enforce them).
 func (q *Queue) writeFloorLocked(seq uint64) {
 	q.applyFloor(seq)
 	if seq <= q.floorSeq {
