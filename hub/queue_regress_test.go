@@ -2,6 +2,7 @@ package hub
 
 // Regression tests for defects a review found in the $SB.Q. policy surface
 // and error reporting; each failed before its fix.
+// Each test's comment describes the defect as it was before the fix.
 
 import (
 	"os"

@@ -3,6 +3,7 @@ package queue
 // Regression tests for defects a review of the queue layer found: each
 // one failed before its fix (several force the one interleaving that shows
 // the defect through the FaultFS hook or a journal callback).
+// Each test's comment describes the defect as it was before the fix.
 
 import (
 	"context"
