@@ -97,7 +97,12 @@ func (q *Queue) groupFor(name string) *group {
 // setConsumersLocked makes the consumers match list (plus the default
 // pull consumer). A removed consumer's deliveries go back to its group
 // (Work) or are forgotten with its group (Limits).
-func (q *Queue) setConsumersLocked(list []ConsumerConfig) {
+//
+// With record, a Limits group created here is recorded (recGroup), so that
+// after a restart the acks of an earlier consumer of the same name do not
+// count for the new one. It is false while the queue opens (the groups of
+// the configured consumers are being rebuilt, not created).
+func (q *Queue) setConsumersLocked(list []ConsumerConfig, record bool) {
 	want := map[string]ConsumerConfig{DefaultConsumer: {Name: DefaultConsumer, MaxInFlight: DefaultMaxInFlight}}
 	for _, cc := range list {
 		want[cc.Name] = cc
@@ -127,6 +132,9 @@ func (q *Queue) setConsumersLocked(list []ConsumerConfig) {
 		if g == nil {
 			g = newGroup(gname, next)
 			q.groups[gname] = g
+			if record && gname != "" {
+				q.appendAsync(appendGroup(nil, gname))
+			}
 		}
 		if c := q.consumers[name]; c != nil {
 			c.cfg, c.g = cc, g

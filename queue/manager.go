@@ -345,7 +345,7 @@ func (m *Manager) updateLocked(cfg Config) (Info, error) {
 	m.unbindLocked(q, old.Subjects)
 	q.mu.Lock()
 	q.cfg = cfg
-	q.setConsumersLocked(cfg.Consumers)
+	q.setConsumersLocked(cfg.Consumers, true)
 	q.mu.Unlock()
 	q.kick()
 	return q.Info(), nil

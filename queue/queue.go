@@ -146,7 +146,7 @@ func (m *Manager) openQueue(dir string, cfg Config) (*Queue, error) {
 		groups: map[string]*group{}, consumers: map[string]*consumer{},
 		nextID: randomID(),
 	}
-	q.setConsumersLocked(cfg.Consumers)
+	q.setConsumersLocked(cfg.Consumers, false)
 	if err := q.replay(); err != nil {
 		j.Close()
 		return nil, fmt.Errorf("open queue %s: %w", cfg.Name, err)
@@ -186,6 +186,12 @@ func (q *Queue) replay() error {
 		case recFloor:
 			q.applyFloor(r.Seq)
 			q.floorSeq = max(q.floorSeq, r.Seq)
+		case recGroup:
+			// The consumer was created (again) here: acks before belong
+			// to an earlier consumer of that name.
+			if g := q.groups[r.Group]; g != nil && q.cfg.Retention == Limits {
+				g.reset(q.j.First())
+			}
 		}
 		return nil
 	})

@@ -12,6 +12,7 @@ const (
 	recAck       = 2 // a message finished for a group (acked, terminated, dead-lettered)
 	recDelivered = 3 // a message's delivery count in a group, written at redelivery
 	recFloor     = 4 // every message below a sequence is removed (limits, purge)
+	recGroup     = 5 // a Limits consumer's group starts afresh (the consumer was created)
 )
 
 // Ack kinds of a recAck record.
@@ -39,6 +40,7 @@ const (
 	ackFixed       = 1 + 1 + 8 + 2
 	deliveredFixed = 1 + 8 + 4 + 2
 	floorFixed     = 1 + 8
+	groupFixed     = 1 + 2
 )
 
 // appendMsg appends m as a recMsg record to dst.
@@ -83,12 +85,20 @@ func appendFloor(dst []byte, seq uint64) []byte {
 	return binary.LittleEndian.AppendUint64(dst, seq)
 }
 
+// appendGroup appends a recGroup record: acks of group before it belong
+// to an earlier consumer of the same name.
+func appendGroup(dst []byte, group string) []byte {
+	dst = append(dst, recGroup)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(group)))
+	return append(dst, group...)
+}
+
 // record is one decoded record; which fields are set depends on Type.
 type record struct {
 	Type  byte
 	Msg   msgRecord // recMsg; its slices alias the decoded bytes
 	Kind  byte      // recAck
-	Group string    // recAck, recDelivered
+	Group string    // recAck, recDelivered, recGroup
 	Seq   uint64    // recAck, recDelivered, recFloor
 	Count uint32    // recDelivered
 }
@@ -148,6 +158,15 @@ func decodeRecord(b []byte) (record, error) {
 			return r, fmt.Errorf("%w: delivered record of %d bytes for a %d-byte group", ErrBadRecord, len(b), n)
 		}
 		r.Group = string(b[deliveredFixed:])
+	case recGroup:
+		if len(b) < groupFixed {
+			return r, fmt.Errorf("%w: group record of %d bytes, at least %d", ErrBadRecord, len(b), groupFixed)
+		}
+		n := int(binary.LittleEndian.Uint16(b[1:]))
+		if len(b) != groupFixed+n || n == 0 {
+			return r, fmt.Errorf("%w: group record of %d bytes for a %d-byte group", ErrBadRecord, len(b), n)
+		}
+		r.Group = string(b[groupFixed:])
 	case recFloor:
 		if len(b) != floorFixed {
 			return r, fmt.Errorf("%w: floor record of %d bytes, want %d", ErrBadRecord, len(b), floorFixed)

@@ -22,6 +22,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	if r, err := decodeRecord(appendFloor(nil, 42)); err != nil || r.Type != recFloor || r.Seq != 42 {
 		t.Fatalf("floor: %+v %v", r, err)
 	}
+	if r, err := decodeRecord(appendGroup(nil, "c1")); err != nil || r.Type != recGroup || r.Group != "c1" {
+		t.Fatalf("group: %+v %v", r, err)
+	}
 	for _, b := range [][]byte{nil, {9}, {recMsg, 1, 2}, {recAck, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, appendFloor(nil, 1)[:5],
 		append(appendAck(nil, ackDone, "g", 1), 'x'), appendMsg(nil, &msgRecord{Data: []byte("no subject")})} {
 		if _, err := decodeRecord(b); !errors.Is(err, ErrBadRecord) {
@@ -43,6 +46,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(appendAck(nil, ackDone, "", 5))
 	f.Add(appendDelivered(nil, "c", 5, 2))
 	f.Add(appendFloor(nil, 3))
+	f.Add(appendGroup(nil, "c"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)
@@ -62,6 +66,8 @@ func FuzzDecodeRecord(f *testing.F) {
 			again = appendDelivered(nil, r.Group, r.Seq, r.Count)
 		case recFloor:
 			again = appendFloor(nil, r.Seq)
+		case recGroup:
+			again = appendGroup(nil, r.Group)
 		}
 		if !bytes.Equal(again, b) {
 			t.Fatalf("%q decoded to %+v, which encodes to %q", b, r, again)

@@ -738,3 +738,47 @@ func TestRegressTrimDeletesAcknowledgedMessage(t *testing.T) {
 		t.Fatalf("two acknowledged messages X (seq %d) and Y (seq %d): delivered %v, %d held after restart", ax.Seq, ay.Seq, names, after)
 	}
 }
+
+// TestRegressReAddedConsumerStartsAfresh: a Limits consumer deleted and
+// added again starts at the oldest message, before and after a restart
+// (the acks of the earlier consumer of that name came back at replay).
+func TestRegressReAddedConsumerStartsAfresh(t *testing.T) {
+	dir := t.TempDir()
+	rec := newRecorder()
+	m := openTest(t, dir, rec)
+	if _, err := m.Create(Config{Name: "log", Retention: Limits, Consumers: []ConsumerConfig{{Name: "c"}}}); err != nil {
+		t.Fatal(err)
+	}
+	q := m.Get("log")
+	for i := range 3 {
+		publish(t, q, "log", fmt.Sprint("e", i), "")
+	}
+	if err := q.Fetch("c", "first", 3, time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range rec.wait(t, "first", 3) {
+		ackConfirmed(t, q, "c", s.d)
+	}
+	if _, err := m.DeleteConsumer("log", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddConsumer("log", ConsumerConfig{Name: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(m *Manager, rec *recorder, to string) int {
+		if err := m.Get("log").Fetch("c", to, 10, 100*time.Millisecond, false); err != nil {
+			t.Fatal(err)
+		}
+		return len(rec.waitEnd(t, to))
+	}
+	if n := count(m, rec, "again"); n != 3 {
+		t.Fatalf("the re-added consumer gets %d of 3 messages", n)
+	}
+	m.Close()
+	rec2 := newRecorder()
+	m2 := openTest(t, dir, rec2)
+	defer m2.Close()
+	if n := count(m2, rec2, "after"); n != 3 {
+		t.Fatalf("after a restart the re-added consumer gets %d of 3 messages (the old consumer's acks came back)", n)
+	}
+}
