@@ -438,6 +438,20 @@ func (q *Queue) appendBookkeeping(rec []byte) {
 func (q *Queue) trimJournal() {
 	q.mu.Lock()
 	first := q.firstLive()
+	// Keep the records of Msg-Ids still in the dedup window: replay
+	// rebuilds the window from them, so a retry after a restart is still
+	// recognised. The oldest id comes first in the FIFO (ids are admitted
+	// in about sequence order); one still being stored holds the trim.
+	q.expireDedup(time.Now().UnixNano())
+	if len(q.dedupFIFO) > 0 {
+		if d := q.dedup[q.dedupFIFO[0]]; d != nil {
+			if !d.durable {
+				q.mu.Unlock()
+				return
+			}
+			first = min(first, d.seq)
+		}
+	}
 	ask := first > q.removedTo
 	if ask {
 		q.removedTo = first

@@ -782,3 +782,40 @@ func TestRegressReAddedConsumerStartsAfresh(t *testing.T) {
 		t.Fatalf("after a restart the re-added consumer gets %d of 3 messages (the old consumer's acks came back)", n)
 	}
 }
+
+// TestRegressDedupSurvivesTrim: the Msg-Id of a message acked and trimmed
+// away is still a duplicate after a restart, within the window (replay
+// rebuilt the window only from the records left).
+func TestRegressDedupSurvivesTrim(t *testing.T) {
+	dir := t.TempDir()
+	m := openTest(t, dir, newRecorder()) // 64 KiB segments
+	if _, err := m.Create(Config{Name: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	q := m.Get("q")
+	first := publish(t, q, "q", strings.Repeat("a", 1024), "id-0")
+	for i := 1; i < 200; i++ { // several segments
+		publish(t, q, "q", strings.Repeat("b", 1024), fmt.Sprint("id-", i))
+	}
+	var acks [][]byte
+	q.mu.Lock()
+	for _, e := range q.entries[q.head:] {
+		acks = append(acks, q.finish(q.groups[""], 0, e.seq, ackDone, true))
+	}
+	q.mu.Unlock()
+	for _, rec := range acks {
+		if _, err := q.j.AppendSync(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.trimJournal()
+	m.Close()
+	m2 := openTest(t, dir, newRecorder())
+	defer m2.Close()
+	if n := m2.Get("q").Info().Messages; n != 0 {
+		t.Fatalf("%d acknowledged messages came back", n)
+	}
+	if a, err := publishWait(m2.Get("q"), "q", "again", "id-0"); err != nil || !a.Duplicate || a.Seq != first.Seq {
+		t.Fatalf("a retry of id-0 after removal, trim and restart: %+v %v, want a duplicate of %d", a, err, first.Seq)
+	}
+}
