@@ -55,7 +55,8 @@ func fetchNow(t *rapid.T, rec *recorder, q *Queue, n int, tag *int) []Delivery {
 // model: a fetch hands out only stored, unfinished messages not already in
 // flight, with the data published, and everything available when it comes
 // up short; an acknowledged publish survives restarts and power cuts
-// until a confirmed ack removes it, and a confirmed ack is never undone.
+// until a confirmed ack removes it or a purge, and a confirmed ack is
+// never undone; journal trims and purges in between keep all of that.
 func TestQueueModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		fsys := queuetest.New().StrictDirs()
@@ -186,6 +187,23 @@ func TestQueueModel(t *testing.T) {
 				if err := q.Ack(context.Background(), DefaultConsumer, p.seq, p.id, Ack, 0, nil); !errors.Is(err, ErrStaleDelivery) {
 					t.Fatalf("ack of an old delivery of %d: %v", p.seq, err)
 				}
+			},
+			"trim": func(t *rapid.T) {
+				// What the loop does once a second: delete the segments
+				// that hold only removed messages.
+				q.trimJournal()
+			},
+			"purge": func(t *rapid.T) {
+				if err := q.Purge(); err != nil {
+					t.Fatalf("purge: %v", err)
+				}
+				for _, p := range pending {
+					stale = append(stale, p)
+				}
+				clear(live)
+				clear(pending)
+				// Publishes not waited for may have been appended after the
+				// reset: they stay "maybe".
 			},
 			"restart": func(t *rapid.T) {
 				if err := m.Close(); err != nil {
