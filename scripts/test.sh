@@ -34,11 +34,11 @@ go test -count=1 -run '^TestEvaluatorMatchesReference$' -v ./auth | grep -E 'che
 # fuzz_one runs one fuzz target. Go 1.26's fuzzing coordinator can fail a
 # run with a bare "context deadline exceeded" exactly when -fuzztime ends, on
 # a loaded machine (golang/go#75804, fixed in Go 1.27): no input failed and
-# none is written. Such a run is tried again, at most twice; anything else,
+# none is written. Such a run is tried again, at most four times; anything else,
 # and above all a written failing input, fails at once.
 fuzz_one() {
   local pkg=$1 target=$2 out
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4 5; do
     if out=$(go test -run='^$' -fuzz="^${2}\$" -fuzztime="$fuzztime" -fuzzminimizetime=5s "$pkg" 2>&1); then
       printf '%s\n' "$out" | tail -n 2
       return 0
