@@ -12,15 +12,17 @@ import (
 // socket of an in-process hub, through rings (Publish, SubscribeSync,
 // NextMsg); the echo runs on its own goroutine.
 func BenchmarkShmRoundTrip16B(b *testing.B) {
-	benchRoundTrip(b, nil)
+	benchRoundTrip(b, nil, false)
 }
 
 // BenchmarkSocketRoundTrip16B is the same over the socket.
 func BenchmarkSocketRoundTrip16B(b *testing.B) {
-	benchRoundTrip(b, &switchboard.Options{NoSharedMemory: true})
+	benchRoundTrip(b, &switchboard.Options{NoSharedMemory: true}, false)
 }
 
-func benchRoundTrip(b *testing.B, o *switchboard.Options) {
+// benchRoundTrip measures 16 B request/response round trips between two
+// Conns; with view both sides read with NextView (in place), else NextMsg.
+func benchRoundTrip(b *testing.B, o *switchboard.Options, view bool) {
 	sh := startShmHubB(b)
 	a, e := connB(b, sh.unix, o), connB(b, sh.unix, o)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -29,30 +31,41 @@ func benchRoundTrip(b *testing.B, o *switchboard.Options) {
 	pong, _ := a.SubscribeSync("bench.pong")
 	e.Flush(ctx)
 	a.Flush(ctx)
+	// next reads one message from s and passes its data to use.
+	next := func(s *switchboard.Subscription, use func([]byte)) error {
+		if !view {
+			m, err := s.NextMsg(ctx)
+			if err == nil {
+				use(m.Data)
+			}
+			return err
+		}
+		v, err := s.NextView(ctx)
+		if err == nil {
+			use(v.Data)
+			v.Release()
+		}
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			m, err := ping.NextMsg(ctx)
-			if err != nil {
-				return
-			}
-			e.Publish("bench.pong", m.Data)
+		for next(ping, func(d []byte) { e.Publish("bench.pong", d) }) == nil {
 		}
 	}()
 	buf := make([]byte, 16)
-	for range 2000 { // warm up: the rings are handed out
+	rt := func() {
 		a.Publish("bench.ping", buf)
-		if _, err := pong.NextMsg(ctx); err != nil {
+		if err := next(pong, func([]byte) {}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	for range 2000 { // warm up: the rings are handed out
+		rt()
+	}
 	b.ResetTimer()
 	for range b.N {
-		a.Publish("bench.ping", buf)
-		if _, err := pong.NextMsg(ctx); err != nil {
-			b.Fatal(err)
-		}
+		rt()
 	}
 	b.StopTimer()
 	cancel()
@@ -147,47 +160,7 @@ func BenchmarkShmStreamView16B(b *testing.B) {
 }
 
 // BenchmarkShmRoundTripView16B is BenchmarkShmRoundTrip16B read in place.
-func BenchmarkShmRoundTripView16B(b *testing.B) {
-	sh := startShmHubB(b)
-	a, e := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ping, _ := e.SubscribeSync("bench.ping")
-	pong, _ := a.SubscribeSync("bench.pong")
-	e.Flush(ctx)
-	a.Flush(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			v, err := ping.NextView(ctx)
-			if err != nil {
-				return
-			}
-			e.Publish("bench.pong", v.Data)
-			v.Release()
-		}
-	}()
-	buf := make([]byte, 16)
-	rt := func() {
-		a.Publish("bench.ping", buf)
-		v, err := pong.NextView(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		v.Release()
-	}
-	for range 2000 {
-		rt()
-	}
-	b.ResetTimer()
-	for range b.N {
-		rt()
-	}
-	b.StopTimer()
-	cancel()
-	<-done
-}
+func BenchmarkShmRoundTripView16B(b *testing.B) { benchRoundTrip(b, nil, true) }
 
 // BenchmarkShmPublishOnly16B is the publisher's side alone: Publish into a
 // ring whose one subscriber never reads (it drops, so the ring never

@@ -156,10 +156,7 @@ func (s *queueSender) Reply(to string, v any) {
 		body = pubAckJSON(s.buf[:0], a)
 		s.buf = body
 	} else {
-		var err error
-		if body, err = json.Marshal(v); err != nil {
-			body = []byte(`{"error":"hub: reply not encodable"}`)
-		}
+		body = mustJSON(v)
 	}
 	s.c.route([]byte(to), nil, 0, body)
 }
@@ -178,8 +175,14 @@ func pubAckJSON(dst []byte, a queue.PubAck) []byte {
 }
 
 func (s *queueSender) Status(to string, code int, text string) {
-	hdr := []byte("NATS/1.0 " + strconv.Itoa(code) + " " + text + "\r\n\r\n")
+	hdr := statusBlock(code, text)
 	s.c.route([]byte(to), nil, len(hdr), hdr)
+}
+
+// statusBlock is a header-only status message's header block, as JetStream
+// ends a pull: "NATS/1.0 408 Request Timeout".
+func statusBlock(code int, text string) []byte {
+	return []byte("NATS/1.0 " + strconv.Itoa(code) + " " + text + "\r\n\r\n")
 }
 
 func (s *queueSender) Flush() { s.c.flushTouched() }
@@ -484,14 +487,10 @@ func (c *client) queueRequest(verb string, reply, body []byte) {
 // queueFetch starts a pull: messages go to reply, and a status message ends
 // a batch that comes up short.
 func (c *client) queueFetch(m *queue.Manager, name, consumer string, reply, body []byte) {
-	status := func(code int, text string) {
-		if reply != nil {
-			c.h.sysReply(string(reply), []byte("NATS/1.0 "+strconv.Itoa(code)+" "+text+"\r\n\r\n"), nil)
-		}
-	}
 	if reply == nil {
 		return // nowhere to send the messages
 	}
+	status := func(code int, text string) { c.h.sysReply(string(reply), statusBlock(code, text), nil) }
 	req := fetchRequest{Batch: 1}
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := decodeStrict(body, &req); err != nil {

@@ -133,7 +133,7 @@ func (q *Queue) setConsumersLocked(list []ConsumerConfig, record bool) {
 			g = newGroup(gname, next)
 			q.groups[gname] = g
 			if record && gname != "" {
-				q.appendAsync(appendGroup(nil, gname))
+				q.appendRecord(appendGroup(nil, gname), true)
 			}
 		}
 		if c := q.consumers[name]; c != nil {
@@ -158,7 +158,7 @@ func (q *Queue) setConsumersLocked(list []ConsumerConfig, record bool) {
 // finish ends seq for g: removed from a Work queue, marked done in a
 // Limits group. With write, it also appends the ack record (returned, for
 // the caller to append once it let go of mu).
-func (q *Queue) finish(g *group, _ uint64, seq uint64, kind byte, write bool) []byte {
+func (q *Queue) finish(g *group, seq uint64, kind byte, write bool) []byte {
 	if g == nil {
 		return nil
 	}
@@ -185,16 +185,9 @@ func (q *Queue) finish(g *group, _ uint64, seq uint64, kind byte, write bool) []
 // advanceFloor moves a Limits group's floor past the messages it finished,
 // so that acked holds only those acknowledged out of order.
 func (q *Queue) advanceFloor(g *group) {
-	if !g.acked[g.floor] {
-		// The floor may sit on a sequence that is not a message (the
-		// journal's indexes count ack records too): find the first
-		// message at or past it.
-		e := q.entries[q.head:]
-		i := sort.Search(len(e), func(i int) bool { return e[i].seq >= g.floor })
-		if i == len(e) || !g.acked[e[i].seq] {
-			return
-		}
-	}
+	// The floor may sit on a sequence that is not a message (the
+	// journal's indexes count ack records too): start at the first
+	// message at or past it.
 	e := q.entries[q.head:]
 	i := sort.Search(len(e), func(i int) bool { return e[i].seq >= g.floor })
 	for ; i < len(e); i++ {

@@ -92,7 +92,7 @@ func (q *Queue) Ack(ctx context.Context, name string, seq, id uint64, kind AckKi
 	var dead *deadJob
 	switch kind {
 	case Ack:
-		rec = q.finish(g, 0, seq, ackDone, true)
+		rec = q.finish(g, seq, ackDone, true)
 		q.compactTimersLocked()
 	case Term:
 		delete(g.pending, seq)
@@ -222,7 +222,7 @@ func (q *Queue) loop() {
 		}
 		snd.Flush()
 		for _, rec := range recs {
-			q.appendBookkeeping(rec)
+			q.appendRecord(rec, false)
 		}
 		for _, dj := range deads {
 			q.deadLetter(dj)
@@ -282,8 +282,8 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 			q.head++
 		}
 		q.trimHead()
-		if floor > 0 {
-			q.writeFloorRec(floor, &recs)
+		if rec := q.floorLocked(floor); rec != nil {
+			recs = append(recs, rec)
 		}
 	}
 	q.expireDedup(now)
@@ -335,7 +335,7 @@ func (q *Queue) stepLocked(now int64) (sends []send, recs [][]byte, deads []*dea
 		}
 	}
 	for _, dj := range q.deadDone {
-		if rec := q.finish(dj.g, 0, dj.seq, ackDead, true); rec != nil {
+		if rec := q.finish(dj.g, dj.seq, ackDead, true); rec != nil {
 			recs = append(recs, rec)
 		}
 	}
@@ -363,7 +363,7 @@ func (q *Queue) handOut(c *consumer, to string, now int64, recs *[][]byte) (s *s
 	}
 	if err != nil || r.Type != recMsg {
 		q.log.Error("queue: a stored message cannot be read; it is dropped", "seq", seq, "err", err)
-		q.finish(g, 0, seq, ackDead, false)
+		q.finish(g, seq, ackDead, false)
 		*recs = append(*recs, appendAck(nil, ackDead, g.name, seq))
 		return nil, true
 	}
@@ -408,29 +408,6 @@ func (q *Queue) nextWakeLocked(now int64) int64 {
 		wake = min(wake, now+int64(time.Second))
 	}
 	return max(wake, now+int64(time.Millisecond))
-}
-
-// writeFloorRec applies a floor and queues its record.
-func (q *Queue) writeFloorRec(seq uint64, recs *[][]byte) {
-	q.applyFloor(seq)
-	if seq > q.floorSeq {
-		q.floorSeq = seq
-		*recs = append(*recs, appendFloor(nil, seq))
-	}
-}
-
-// appendBookkeeping appends a record the loop produced (an ack of an
-// unreadable message, a delivery count, a floor) without waiting for it:
-// if it is lost in a crash, the message is delivered again (with a lower
-// count) or removed again by the limits.
-func (q *Queue) appendBookkeeping(rec []byte) {
-	if _, err := q.j.Append(context.Background(), rec, func(_ uint64, err error) {
-		if err != nil {
-			q.storageErr(err)
-		}
-	}); err != nil {
-		q.storageErr(err)
-	}
 }
 
 // trimJournal deletes the journal segments that hold only removed

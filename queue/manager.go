@@ -180,9 +180,9 @@ func (m *Manager) writeConfig(dir string, cfg Config) error {
 	return journal.WriteFileAtomic(m.fsys, filepath.Join(dir, configFile), append(b, '\n'))
 }
 
-// bindLocked makes q receive its subjects, refusing overlaps with other
-// queues.
-func (m *Manager) bindLocked(q *Queue, subjects []string) error {
+// overlapLocked returns ErrSubjectOverlap if a queue other than q stores a
+// subject that overlaps one of subjects.
+func (m *Manager) overlapLocked(q *Queue, subjects []string) error {
 	for _, o := range m.queues {
 		if o == q {
 			continue
@@ -194,6 +194,15 @@ func (m *Manager) bindLocked(q *Queue, subjects []string) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// bindLocked makes q receive its subjects, refusing overlaps with other
+// queues.
+func (m *Manager) bindLocked(q *Queue, subjects []string) error {
+	if err := m.overlapLocked(q, subjects); err != nil {
+		return err
 	}
 	for _, s := range subjects {
 		if err := m.bind.Insert(s, "", q); err != nil {
@@ -227,14 +236,7 @@ func (m *Manager) Bound(subj []byte) *Queue {
 func (m *Manager) Overlaps(pattern string) bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, q := range m.queues {
-		for _, s := range q.cfg.Subjects {
-			if subject.Overlap(s, pattern) {
-				return true
-			}
-		}
-	}
-	return false
+	return m.overlapLocked(nil, []string{pattern}) != nil
 }
 
 // Get returns the queue name, or nil.
@@ -265,14 +267,9 @@ func (m *Manager) Create(cfg Config) (Info, error) {
 	if err := m.checkDeadLetterLocked(cfg); err != nil {
 		return Info{}, err
 	}
-	for _, o := range m.queues {
-		for _, a := range o.cfg.Subjects {
-			for _, b := range cfg.Subjects {
-				if subject.Overlap(a, b) {
-					return Info{}, fmt.Errorf("%w: %q and queue %s's %q", ErrSubjectOverlap, b, o.name, a)
-				}
-			}
-		}
+	// Checked before anything is written; bindLocked checks again.
+	if err := m.overlapLocked(nil, cfg.Subjects); err != nil {
+		return Info{}, err
 	}
 	dir := filepath.Join(m.opts.Dir, cfg.Name)
 	if err := m.fsys.MkdirAll(dir, 0o700); err != nil {

@@ -177,7 +177,7 @@ func (q *Queue) replay() error {
 		case recMsg:
 			q.addEntry(index, &r.Msg, now, true)
 		case recAck:
-			q.finish(q.groupFor(r.Group), index, r.Seq, r.Kind, false)
+			q.finish(q.groupFor(r.Group), r.Seq, r.Kind, false)
 		case recDelivered:
 			g := q.groupFor(r.Group)
 			if q.live(r.Seq) && !g.finished(r.Seq) {
@@ -492,37 +492,52 @@ func (q *Queue) enforceLimitsLocked() {
 		q.remove(q.head)
 		q.trimHead()
 	}
-	if floor > 0 {
-		q.writeFloorLocked(floor)
+	if rec := q.floorLocked(floor); rec != nil {
+		q.appendRecord(rec, true)
 	}
 }
 
-// writeFloorLocked applies and records "everything below seq is removed".
+// floorLocked applies "everything below seq is removed" and returns the
+// record that says so, or nil if an earlier floor covers it (or seq is 0).
 // The record is best effort: if it is lost in a crash, the messages come
 // back after the restart until the next publish enforces the limits again
 // (replay does not enforce them).
-func (q *Queue) writeFloorLocked(seq uint64) {
+func (q *Queue) floorLocked(seq uint64) []byte {
+	if seq == 0 {
+		return nil
+	}
 	q.applyFloor(seq)
 	if seq <= q.floorSeq {
-		return
+		return nil
 	}
 	q.floorSeq = seq
-	q.appendAsync(appendFloor(nil, seq))
+	return appendFloor(nil, seq)
 }
 
-// appendAsync appends a bookkeeping record without waiting for it. It is
-// called with mu held, so it must not block: if the journal is past its
-// pending limit, the record is skipped (acks and floors are re-derived
-// or redelivered after a crash, never lost data) and logged.
-func (q *Queue) appendAsync(rec []byte) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // never wait for room
-	if _, err := q.j.Append(ctx, rec, func(_ uint64, err error) {
+// appendRecord appends a bookkeeping record (a floor, a group start, a
+// delivery count, the end of an unreadable message) without waiting for it
+// to be durable: if it is lost in a crash, a message is delivered again
+// (with a lower count) or comes back until the limits remove it again.
+// With locked the caller holds mu, so it must not wait for room in the
+// journal: past the journal's pending limit the record is skipped.
+func (q *Queue) appendRecord(rec []byte, locked bool) {
+	ctx := context.Background()
+	if locked {
+		c, cancel := context.WithCancel(ctx)
+		cancel() // never wait for room
+		ctx = c
+	}
+	_, err := q.j.Append(ctx, rec, func(_ uint64, err error) {
 		if err != nil {
 			q.storageErr(err)
 		}
-	}); err != nil && !errors.Is(err, context.Canceled) {
+	})
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+	case locked:
 		q.storageErrLocked(err)
+	default:
+		q.storageErr(err)
 	}
 }
 

@@ -800,7 +800,7 @@ func TestRegressDedupSurvivesTrim(t *testing.T) {
 	var acks [][]byte
 	q.mu.Lock()
 	for _, e := range q.entries[q.head:] {
-		acks = append(acks, q.finish(q.groups[""], 0, e.seq, ackDone, true))
+		acks = append(acks, q.finish(q.groups[""], e.seq, ackDone, true))
 	}
 	q.mu.Unlock()
 	for _, rec := range acks {

@@ -78,19 +78,14 @@ func queueConfigFlags(cmd *cobra.Command, name string) (switchboard.QueueConfig,
 	cfg.Subjects, _ = f.GetStringSlice("subjects")
 	cfg.Retention, _ = f.GetString("retention")
 	cfg.MaxMsgs, _ = f.GetInt64("max-msgs")
-	for _, s := range []struct {
-		flag string
-		dst  *int64
-	}{{"max-bytes", &cfg.MaxBytes}} {
-		v, _ := f.GetString(s.flag)
-		n, err := parseByteSize(v)
-		if err != nil {
-			return cfg, usagef("--%s: %v", s.flag, err)
-		}
-		*s.dst = n
-	}
-	v, _ := f.GetString("max-msg-size")
+	v, _ := f.GetString("max-bytes")
 	n, err := parseByteSize(v)
+	if err != nil {
+		return cfg, usagef("--max-bytes: %v", err)
+	}
+	cfg.MaxBytes = n
+	v, _ = f.GetString("max-msg-size")
+	n, err = parseByteSize(v)
 	if err != nil || n > 1<<31 {
 		return cfg, usagef("--max-msg-size: %q: a size such as 1MiB", v)
 	}
