@@ -111,15 +111,26 @@ func (c *Conn) deliverTo(s *Subscription, resp *respMux, f *protocol.Frame) {
 // AutoUnsubscribe count.
 func (c *Conn) deliverMsg(s *Subscription, m *Msg) {
 	if s.deliver(m) {
-		// AutoUnsubscribe reached its count: the hub has dropped the
-		// subscription; let the queue run out.
-		c.mu.Lock()
-		if c.subs[s.sid] == s {
-			delete(c.subs, s.sid)
-		}
-		c.mu.Unlock()
-		s.finish()
+		c.endCounted(s)
 	}
+}
+
+// endCounted ends a subscription whose AutoUnsubscribe count was reached:
+// it lets the queue run out. The hub drops the subscription by itself when
+// it delivered the last message, but it never sees the messages that came
+// through shared-memory rings, so a Conn that may read rings tells it. It
+// must not be called with a ring's mutex held (finish detaches the rings).
+func (c *Conn) endCounted(s *Subscription) {
+	c.mu.Lock()
+	if c.subs[s.sid] == s {
+		delete(c.subs, s.sid)
+		if c.shm != nil && !s.unsubSent {
+			s.unsubSent = true
+			c.sendUnsubLocked(s, 0)
+		}
+	}
+	c.mu.Unlock()
+	s.finish()
 }
 
 // parseSID parses a decimal SID without allocating.

@@ -156,9 +156,9 @@ func (c *Conn) resume(nc net.Conn, info *protocol.Info) bool {
 	for _, s := range subs {
 		pre = protocol.AppendSub(pre, s.Subject, s.Queue, s.sidStr)
 		s.mu.Lock()
-		s.base = s.received
-		if s.max > 0 && s.max > s.received {
-			pre = protocol.AppendUnsub(pre, s.sidStr, s.max-s.received)
+		s.base = s.receivedLocked()
+		if s.max > 0 && s.max > s.base {
+			pre = protocol.AppendUnsub(pre, s.sidStr, s.max-s.base)
 		}
 		s.mu.Unlock()
 	}

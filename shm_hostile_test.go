@@ -271,6 +271,11 @@ func TestShmHostileHelper(t *testing.T) {
 	defer unix.Munmap(ring)
 	fmt.Println("SCRIBBLING")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	// First a ring of malformed frames only, and time to read them: the
+	// forwarder must meet some, however the random rounds go.
+	forgeSlots(ring, rng, []string{"other", "", "a b", "hostile.x.y"})
+	wakeRing(ring)
+	time.Sleep(50 * time.Millisecond)
 	rounds := 0
 	for end := time.Now().Add(d); time.Now().Before(end); rounds++ {
 		scribbleRing(ring, rng)
@@ -298,42 +303,48 @@ const (
 // would stop reading at once.)
 func scribbleRing(ring []byte, rng *rand.Rand) {
 	le := binary.LittleEndian
-	stride := int(le.Uint32(ring[20:])) // may be garbage by now
-	if stride < 64 || stride > len(ring) {
-		stride = 64 * ((4096 + 1024 + 16 + 63) / 64)
-	}
-	slots := uint64(64)
 	switch rng.IntN(5) {
 	case 0:
 		for range 256 {
 			le.PutUint64(ring[rng.IntN(len(ring)-7):], rng.Uint64())
 		}
 	case 1, 2, 3:
-		// A whole ring of complete-looking slots just below a new write
-		// sequence: readers take them and must check every frame.
-		w := le.Uint64(ring[hOffWriteSeq:]) + slots
-		for i := range slots {
-			s := w - slots + i
-			off := hHeader + int(s%slots)*stride
-			if off+16+64 > len(ring) {
-				continue
-			}
-			subj := []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"}[rng.IntN(8)]
-			reply := []string{"", "$SB.SHM.PUB", "_INBOX.z", "bad reply"}[rng.IntN(4)]
-			p := ring[off+16:]
-			le.PutUint16(p[0:], uint16(len(subj)))
-			le.PutUint16(p[2:], uint16(len(reply)))
-			le.PutUint32(p[4:], uint32(rng.IntN(4)/3)*rng.Uint32N(64)) // mostly no header block
-			le.PutUint32(p[8:], uint32(rng.IntN(8)/7))                 // mostly the zero it must be
-			copy(p[12:], subj)
-			copy(p[12+len(subj):], reply)
-			le.PutUint32(ring[off+8:], rng.Uint32N(uint32(stride)+64))
-			le.PutUint64(ring[off:], 2*s+2)
-		}
-		le.PutUint64(ring[hOffWriteSeq:], w)
+		forgeSlots(ring, rng, []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"})
 	case 4:
 		le.PutUint64(ring[hOffWriteSeq:], []uint64{0, ^uint64(0), rng.Uint64(), le.Uint64(ring[hOffWriteSeq:]) + 1000}[rng.IntN(4)])
 	}
+}
+
+// forgeSlots writes a whole ring of complete-looking slots just below a
+// new write sequence, with frames on subjects drawn from subjects: readers
+// take them and must check every frame.
+func forgeSlots(ring []byte, rng *rand.Rand, subjects []string) {
+	le := binary.LittleEndian
+	stride := int(le.Uint32(ring[20:])) // may be garbage by now
+	if stride < 64 || stride > len(ring) {
+		stride = 64 * ((4096 + 1024 + 16 + 63) / 64)
+	}
+	const slots = 64
+	w := le.Uint64(ring[hOffWriteSeq:]) + slots
+	for i := range uint64(slots) {
+		s := w - slots + i
+		off := hHeader + int(s%slots)*stride
+		if off+16+64 > len(ring) {
+			continue
+		}
+		subj := subjects[rng.IntN(len(subjects))]
+		reply := []string{"", "$SB.SHM.PUB", "_INBOX.z", "bad reply"}[rng.IntN(4)]
+		p := ring[off+16:]
+		le.PutUint16(p[0:], uint16(len(subj)))
+		le.PutUint16(p[2:], uint16(len(reply)))
+		le.PutUint32(p[4:], uint32(rng.IntN(4)/3)*rng.Uint32N(64)) // mostly no header block
+		le.PutUint32(p[8:], uint32(rng.IntN(8)/7))                 // mostly the zero it must be
+		copy(p[12:], subj)
+		copy(p[12+len(subj):], reply)
+		le.PutUint32(ring[off+8:], rng.Uint32N(uint32(stride)+64))
+		le.PutUint64(ring[off:], 2*s+2)
+	}
+	le.PutUint64(ring[hOffWriteSeq:], w)
 }
 
 // wakeRing bumps the ring's futex word and wakes its sleepers.

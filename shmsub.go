@@ -16,11 +16,11 @@ import (
 	"switchboard/shm"
 )
 
-// subRing is a ring one subscription reads. A callback or channel
-// subscription reads it on a goroutine of its own, which hands each
-// message to the subscription like the socket reader does; a SubscribeSync
-// subscription reads it in NextMsg itself (see pollRings), with a watcher
-// goroutine only while NextMsg sleeps.
+// subRing is a ring one subscription reads. The process's ring pump reads
+// the rings of callback, channel and request subscriptions and hands each
+// message to the subscription like the socket reader does (shmpump.go); a
+// SubscribeSync subscription reads it in NextMsg itself (see pollRings),
+// with a watcher goroutine only while NextMsg sleeps.
 type subRing struct {
 	id      uint64
 	pattern string
@@ -106,39 +106,15 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 		s.wake() // a NextMsg asleep now has a ring to watch
 		return nil
 	}
-	c.spawn(func(*worker) { c.readRing(ctx, s, r) })
+	pump.add(c, s, r)
 	return nil
 }
 
-// readRing delivers r's messages to s until r closes or s stops reading
-// it, then unmaps it.
-func (c *Conn) readRing(ctx context.Context, s *Subscription, r *subRing) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	defer c.dropRingLocked(s, r)
-	for {
-		m, err := r.rd.TryNext()
-		if err == shm.ErrEmpty {
-			spin := acquireSpin()
-			r.rd.SetSpin(spin)
-			m, err = r.rd.Next(ctx)
-			if spin {
-				releaseSpin()
-			}
-		}
-		if errors.Is(err, shm.ErrCorrupt) {
-			continue
-		}
-		if err != nil {
-			return // closed by the publisher or the hub, or detached
-		}
-		c.ringDeliver(s, r, m)
-	}
-}
-
 // ringDeliver hands the message whose view is m to s: it is copied, then
-// kept only if the view was intact (Release). Called with r.mu held.
-func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) {
+// kept only if the view was intact (Release). Called with r.mu held; last
+// reports that the message reached the AutoUnsubscribe count, and the
+// caller must then call endCounted once it let go of r.mu.
+func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) (last bool) {
 	if m.Missed > 0 {
 		s.missed(m.Missed)
 	}
@@ -162,15 +138,15 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) {
 	}
 	if !r.rd.Release() || !ok {
 		s.missed(1)
-		return
+		return false
 	}
 	c.inMsgs.Add(1)
 	c.inBytes.Add(uint64(len(f.Body)))
 	if s.kind == kindResp {
 		r.resp.deliver(&fr, s)
-		return
+		return false
 	}
-	c.deliverMsg(s, msg)
+	return s.deliver(msg)
 }
 
 // dropRingLocked unmaps r and forgets it. Called with r.mu held.
@@ -195,18 +171,23 @@ func (s *Subscription) pollRings() bool {
 		if !r.mu.TryLock() {
 			continue
 		}
+		last := false
 		if !r.gone {
 			m, err := r.rd.TryNext()
 			switch {
 			case err == shm.ErrEmpty:
 			case err == nil:
-				s.conn.ringDeliver(s, r, m)
+				last = s.conn.ringDeliver(s, r, m)
 				found = true
 			case errors.Is(err, shm.ErrClosed):
 				s.conn.dropRingLocked(s, r)
 			}
 		}
 		r.mu.Unlock()
+		if last {
+			s.conn.endCounted(s)
+			return true
+		}
 	}
 	return found
 }

@@ -1,6 +1,7 @@
 package switchboard
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -144,15 +145,44 @@ func (s *Subscription) pollView() *View {
 				s.missed(m.Missed)
 			}
 			v, ok := s.viewOf(r, m)
-			if ok {
-				return v // r.mu stays held until Release
+			if !ok {
+				r.rd.Release()
+				s.missed(1)
+				continue
 			}
-			r.rd.Release()
-			s.missed(1)
+			take, last := s.countView()
+			switch {
+			case !take:
+				// The AutoUnsubscribe count was reached: nothing more.
+				r.rd.Release()
+				r.mu.Unlock()
+				return nil
+			case last:
+				return s.finalView(r, v)
+			}
+			return v // r.mu stays held until Release
 		}
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// finalView turns v, the view that reached the AutoUnsubscribe count, into
+// a copy, lets go of its ring and ends the subscription (which detaches
+// the rings, so r.mu must be free). It returns nil if the slot was
+// overwritten meanwhile (counted as missed). Called with r.mu held.
+func (s *Subscription) finalView(r *subRing, v *View) *View {
+	cp := s.spareView()
+	*cp = View{Subject: v.Subject, Reply: v.Reply, Header: v.Header, Data: bytes.Clone(v.Data), Sub: s}
+	v.ring = nil
+	ok := r.rd.Release()
+	r.mu.Unlock()
+	s.conn.endCounted(s)
+	if !ok {
+		s.missed(1)
+		return nil
+	}
+	return cp
 }
 
 // viewOf checks the frame in m and makes it a View.

@@ -49,7 +49,7 @@ type Subscription struct {
 	pendBytes  int
 	msgLimit   int   // <= 0: unlimited
 	bytesLimit int   // <= 0: unlimited
-	received   int64 // messages the hub delivered (dropped ones included), for AutoUnsubscribe
+	received   int64 // messages delivered (dropped ones included), for AutoUnsubscribe; see also viewed
 	base       int64 // received when the current SUB was sent (the hub counts from there)
 	max        int64 // AutoUnsubscribe count; 0 = none
 	dropped    int
@@ -66,6 +66,11 @@ type Subscription struct {
 	// lock per message to find the queue empty.
 	attn     atomic.Bool
 	lastView *View // reused by NextView once released
+	// viewed counts the messages NextView returned in place from rings
+	// (they bypass deliver); counting is set once AutoUnsubscribe gave a
+	// count, so that NextView takes s.mu per message only then.
+	viewed   atomic.Int64
+	counting atomic.Bool
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -154,12 +159,12 @@ func (c *Conn) subscribe(subject, queue string, kind subKind, cb func(*Msg), ch 
 // when m was the last message of an AutoUnsubscribe count.
 func (s *Subscription) deliver(m *Msg) (last bool) {
 	s.mu.Lock()
-	if s.closed || s.max > 0 && s.received >= s.max {
+	if s.closed || s.max > 0 && s.receivedLocked() >= s.max {
 		s.mu.Unlock()
 		return false
 	}
 	s.received++
-	last = s.max > 0 && s.received >= s.max
+	last = s.max > 0 && s.receivedLocked() >= s.max
 	accepted := false
 	switch s.kind {
 	case kindChan:
@@ -197,6 +202,29 @@ func (s *Subscription) deliver(m *Msg) (last bool) {
 		s.conn.reportErr(s, ErrSlowConsumer)
 	}
 	return last
+}
+
+// receivedLocked is how many messages the subscription has had, for its
+// AutoUnsubscribe count: those delivered or dropped, and those NextView
+// took straight from a ring. Called with s.mu held.
+func (s *Subscription) receivedLocked() int64 { return s.received + s.viewed.Load() }
+
+// countView counts a message NextView is about to return in place from a
+// ring. ok is false once the AutoUnsubscribe count was reached (the
+// message must not be returned); last is true when this message reaches
+// it. Without a count it is one atomic add.
+func (s *Subscription) countView() (ok, last bool) {
+	if !s.counting.Load() {
+		s.viewed.Add(1)
+		return true, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.finishing || s.receivedLocked() >= s.max {
+		return false, false
+	}
+	s.viewed.Add(1)
+	return true, s.receivedLocked() >= s.max
 }
 
 // wake nudges the delivery goroutine or a NextMsg caller.
@@ -349,7 +377,8 @@ func (s *Subscription) AutoUnsubscribe(max int) error {
 	}
 	s.mu.Lock()
 	s.max = int64(max)
-	received, base := s.received, s.base
+	s.counting.Store(true)
+	received, base := s.receivedLocked(), s.base
 	s.mu.Unlock()
 	if received >= int64(max) {
 		delete(c.subs, s.sid)

@@ -17,7 +17,7 @@ const (
 	CursorMagic uint64 = 0x5255434d48534253
 	// CursorVersion is the cursor layout version this package reads and
 	// writes.
-	CursorVersion = 1
+	CursorVersion = 2
 
 	CurOffMagic   = 0 // uint64, CursorMagic
 	CurOffVersion = 8 // uint32, CursorVersion
@@ -25,13 +25,16 @@ const (
 	// access, that is its next sequence, or the sequence of the view it
 	// holds. NoPosition until a reader attaches.
 	CurOffPosition = 64
-	// CurOffSleeping is a uint32: 0 while the reader is awake, else the
-	// ring's futex value it sleeps on (or is about to) plus one.
-	CurOffSleeping = 72
 	// CurOffFutex is a uint32 the reader increments and FUTEX_WAKEs after
 	// storing a new position while the ring's writer-waiting flag is set;
 	// a blocked writer sleeps on it.
-	CurOffFutex = 76
+	CurOffFutex = 72
+	// CurOffSleeping is a uint32: 0 while the reader is awake, else the
+	// ring's futex value it sleeps on (or is about to) plus one. It has a
+	// cache line of its own: the writer loads it after every message it
+	// sends, and it changes only around sleeps, while the position on the
+	// line before changes as the reader moves.
+	CurOffSleeping = 128
 )
 
 // NoPosition is the position of a cursor no reader is attached to (a new

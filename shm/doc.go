@@ -115,19 +115,22 @@
 //
 //	offset  size  field
 //	     0     8  magic "SBSHMCUR"            (CurOffMagic)
-//	     8     4  layout version = 1          (CurOffVersion)
+//	     8     4  layout version = 2          (CurOffVersion)
 //	    64     8  position                    (CurOffPosition)
-//	    72     4  sleeping: futex value + 1    (CurOffSleeping)
-//	    76     4  futex word                  (CurOffFutex)
+//	    72     4  futex word                  (CurOffFutex)
+//	   128     4  sleeping: futex value + 1    (CurOffSleeping)
 //
-// [Reader.AttachCursor] makes the reader store its position after every
-// message and set the flag around FUTEX_WAIT. [Writer.AddReader] switches
-// the writer to tracked mode: Send makes the FUTEX_WAKE syscall only if a
-// tracked reader sleeps (a store of the write sequence, then a load of the
-// flags, against the reader's store of its flag, then a load of the write
-// sequence: Dekker's argument with sequentially consistent atomics). Every
+// [Reader.AttachCursor] makes the reader publish its position as it moves
+// (every slots/8 messages, and exactly before it sleeps) and set the flag
+// around FUTEX_WAIT. [Writer.AddReader] switches the writer to tracked
+// mode: Send makes the FUTEX_WAKE syscall only if a tracked reader sleeps
+// (a store of the write sequence, then a load of the flags, against the
+// reader's store of its flag, then a load of the write sequence: Dekker's
+// argument, with a full barrier on each side; on x86 the writer's is
+// supplied by the reader's membarrier(2), see [Writer.Wake]). Every
 // reader of a tracked ring needs a tracked cursor; one without is only
-// noticed when its 100 ms sleep ends.
+// noticed when its 100 ms sleep ends. A [Waiter] waits for many readers
+// at once, in one futex_waitv(2).
 //
 // A reader added with block set is never lapped: before [Writer.Loan]
 // overwrites a message such a reader has not finished, the writer waits,

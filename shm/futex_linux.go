@@ -27,3 +27,31 @@ func futexWait(addr *uint32, val uint32, d time.Duration) {
 func futexWake(addr *uint32) {
 	unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWakeOp, uintptr(1<<31-1), 0, 0, 0)
 }
+
+// futexWaitv is struct futex_waitv of futex_waitv(2).
+type futexWaitv struct {
+	val      uint64
+	uaddr    uint64
+	flags    uint32
+	reserved uint32
+}
+
+// futex2Size32 is FUTEX2_SIZE_U32: a 32-bit word, not process-private.
+const futex2Size32 = 0x02
+
+// maxWaitv is the most words one futex_waitv call takes (FUTEX_WAITV_MAX).
+const maxWaitv = 128
+
+// futexWaitAny sleeps until one of the words in ws no longer holds its
+// value, a FUTEX_WAKE on one of them, or d passed. It reports false if the
+// kernel has no futex_waitv (before Linux 5.16); the caller then naps.
+func futexWaitAny(ws []futexWaitv, d time.Duration) bool {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return false
+	}
+	ts = unix.NsecToTimespec(ts.Nano() + int64(d)) // futex_waitv takes an absolute time
+	_, _, e := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&ws[0])), uintptr(len(ws)), 0,
+		uintptr(unsafe.Pointer(&ts)), unix.CLOCK_MONOTONIC, 0)
+	return e != unix.ENOSYS
+}

@@ -11,3 +11,17 @@ func futexWait(addr *uint32, val uint32, d time.Duration) {
 }
 
 func futexWake(addr *uint32) {}
+
+type futexWaitv struct {
+	val      uint64
+	uaddr    uint64
+	flags    uint32
+	reserved uint32
+}
+
+const (
+	futex2Size32 = 0x02
+	maxWaitv     = 128
+)
+
+func futexWaitAny(ws []futexWaitv, d time.Duration) bool { return false }

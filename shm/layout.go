@@ -30,6 +30,17 @@ const (
 	// it: a reader with a cursor that sees it set after storing a new
 	// position wakes the writer through its cursor's futex word.
 	OffWriterWaiting = 200
+	// OffFencelessWriter is a uint32, non-zero while the ring's writer
+	// publishes without a full barrier per message (see Writer.Wake):
+	// a reader must then run membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+	// after it stores its sleeping flag and before it loads the write
+	// sequence, or it may sleep through a message.
+	OffFencelessWriter = 204
+	// OffWriterWaitFor is a uint64, meaningful while OffWriterWaiting is
+	// set: the position a reader must reach for the waiting writer to go
+	// on with a quarter of the ring free. A reader below it does not wake
+	// the writer for every message it finishes.
+	OffWriterWaitFor = 208
 )
 
 // Slot field offsets, in bytes from the start of a slot.
@@ -273,9 +284,11 @@ const tso = runtime.GOARCH == "amd64" || runtime.GOARCH == "386"
 // it owns the cache line, which costs a cache-line round trip per message
 // when a reader polls that line. Elsewhere it is an atomic Store. It never
 // orders a later load after it: the writer's one full barrier per message
-// is the slot's "done" store (Writer.Commit).
+// is the slot's "done" store (Writer.Commit), unless the writer is
+// fenceless. Under the race detector, which cannot see that TSO orders
+// plain stores, it is always an atomic Store.
 func store64(mem []byte, off int, v uint64) {
-	if tso {
+	if tso && !raceEnabled {
 		_ = mem[off : off+8]
 		*(*uint64)(unsafe.Pointer(&mem[off])) = v
 		return
@@ -285,7 +298,7 @@ func store64(mem []byte, off int, v uint64) {
 
 // store32 is store64 for a 32-bit word.
 func store32(mem []byte, off int, v uint32) {
-	if tso {
+	if tso && !raceEnabled {
 		_ = mem[off : off+4]
 		*(*uint32)(unsafe.Pointer(&mem[off])) = v
 		return

@@ -151,9 +151,13 @@ func (r *Reader) curPos() uint64 {
 // sees the flag and wakes it: a blocked writer never misses an advance.
 //
 // While the reader moves forward through a busy ring it publishes only every
-// slots/8 messages (see posEvery), unless a writer waits: each store would
-// otherwise move the cursor's cache line to the reader and back to the
-// writer on every message. A stale position is a smaller one, so a writer
+// slots/8 messages (see posEvery), and wakes a waiting writer only when it
+// reaches the position the writer asked for (OffWriterWaitFor, a quarter
+// of the ring past what the writer needs): each store would otherwise
+// move the cursor's cache line to the reader and back to the writer on
+// every message, and each wake-up costs a syscall. With ten readers of
+// one ring in a process, waking the writer at every periodic store cost
+// more than one FUTEX_WAKE per message. A stale position is a smaller one, so a writer
 // only ever waits too early, never overwrites what the reader still needs;
 // the reader publishes exactly before it idles (Wait), when the ring is
 // closed, and when it moves back (Seek, Rewind), so an idle reader always
@@ -167,10 +171,23 @@ func (r *Reader) syncPos() {
 	if p == r.lastPos {
 		return
 	}
-	if p > r.lastPos && p-r.lastPos < r.posEvery() && u32(r.mem, OffWriterWaiting).Load() == 0 {
+	if p < r.lastPos {
+		r.storePos(c, p) // moved back
 		return
 	}
-	r.storePos(c, p)
+	if u32(r.mem, OffWriterWaiting).Load() != 0 {
+		if t := u64(r.mem, OffWriterWaitFor).Load(); r.lastPos < t && p >= t {
+			r.storePos(c, p) // reached what the waiting writer asked for
+			return
+		}
+	}
+	if p-r.lastPos < r.posEvery() {
+		return
+	}
+	// A periodic store wakes no one: a waiting writer waits for its
+	// target (or for this reader to idle), not for every step.
+	r.lastPos = p
+	c.position().Store(p)
 }
 
 // syncPosNow publishes the reader's position at once.
@@ -449,12 +466,12 @@ func (r *Reader) Wait(ctx context.Context) error {
 		}
 		if spun == 0 {
 			spun = 1
-			r.syncPosNow() // about to idle: say exactly where
 			if r.spinWait() {
 				continue
 			}
 		}
-		f := r.sleepOn()
+		r.syncPosNow() // about to sleep: say exactly where
+		f, d := r.sleepOn()
 		flagged = flagged || r.cur != nil
 		if r.ready() {
 			continue
@@ -468,7 +485,6 @@ func (r *Reader) Wait(ctx context.Context) error {
 				stop = context.AfterFunc(ctx, func() { futexWake(r.futex) })
 			}
 		}
-		d := maxSleep
 		if dl, ok := ctx.Deadline(); ok {
 			if until := time.Until(dl); until < d {
 				d = until
@@ -481,27 +497,41 @@ func (r *Reader) Wait(ctx context.Context) error {
 }
 
 // sleepOn loads the futex word the reader is about to sleep on and, with a
-// cursor, stores "sleeping on that value" (the value + 1) in it.
+// cursor, stores "sleeping on that value" (the value + 1) in it. It returns
+// the value and how long the reader may sleep before it polls again.
 //
 // Dekker: the reader stores "sleeping", then loads the write sequence and
 // the closed flag; a tracked writer stores the write sequence (or the
-// flag), then loads "sleeping" and the futex word. Go's atomics are
-// sequentially consistent, so at least one of the two sees the other's
-// store: the reader finds the message, or the writer sees it sleeping. The
-// writer wakes only readers sleeping on the current futex value, and
+// flag), then loads "sleeping" and the futex word. With a full barrier on
+// each side between store and load, at least one of the two sees the
+// other's store: the reader finds the message, or the writer sees it
+// sleeping. The reader's barrier is its atomic store; a fenceless writer
+// has none of its own, so the reader runs membarrier(2) for both (see
+// Writer.Wake). If that fails, the reader may sleep through a wake-up and
+// naps at most fencelessNap.
+//
+// The writer wakes only readers sleeping on the current futex value, and
 // increments it when it does: readers it already woke, who have not run
 // yet, are not woken again for every later message (a burst would pay a
 // FUTEX_WAKE per message). A wake-up between the load of the futex word
 // and FUTEX_WAIT changes the word, and the wait returns at once. (Once in
 // 2^32 wake-ups the value + 1 wraps to 0 and the reader sleeps until its
 // maxSleep re-poll.)
-func (r *Reader) sleepOn() uint32 {
+func (r *Reader) sleepOn() (uint32, time.Duration) {
 	f := u32(r.mem, OffFutex).Load()
-	if r.cur != nil {
-		r.cur.sleeping().Store(f + 1)
+	if r.cur == nil {
+		return f, maxSleep
 	}
-	return f
+	r.cur.sleeping().Store(f + 1)
+	if u32(r.mem, OffFencelessWriter).Load() != 0 && !globalBarrier() {
+		return f, fencelessNap
+	}
+	return f, maxSleep
 }
+
+// fencelessNap bounds a reader's sleep on a fenceless writer's ring when
+// membarrier(2) fails in the reader's process (a seccomp filter, say).
+const fencelessNap = time.Millisecond
 
 // SetSpin turns the spin before Next and Wait sleep on or off (it is on
 // for a new Reader). A process with more readers waiting than CPUs is
@@ -510,7 +540,11 @@ func (r *Reader) sleepOn() uint32 {
 func (r *Reader) SetSpin(on bool) { r.noSpin = !on }
 
 // spinWait polls the write sequence for up to r.spin and reports whether
-// something changed (a message, or the ring closing).
+// something changed (a message, or the ring closing). The reader's
+// position is published before it sleeps, not before it spins (a reader
+// that keeps up idles after nearly every message, and each store would
+// take the cursor's cache line from the writer), or at once while the
+// writer waits for it.
 func (r *Reader) spinWait() bool {
 	if r.noSpin {
 		return false
@@ -519,6 +553,9 @@ func (r *Reader) spinWait() bool {
 	for i := 1; ; i++ {
 		if r.ready() {
 			return true
+		}
+		if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
+			r.syncPosNow()
 		}
 		if i%spinYield == 0 {
 			if time.Now().After(deadline) {

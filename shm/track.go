@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // The writer's view of its readers' cursor blocks: which readers exist,
@@ -192,12 +193,28 @@ func (w *Writer) Stats() WriterStats {
 // RemoveReader's store of the new set before its load of the epoch (all
 // sequentially consistent): if RemoveReader sees an even epoch, the
 // writer's next load of the set sees the new one.
-func (w *Writer) enter() { w.epochN++; w.epoch.Store(w.epochN) }
-func (w *Writer) leave() { w.epochN++; w.epoch.Store(w.epochN) }
+//
+// A fenceless writer stores the epoch plainly (it is the writer's second
+// barrier per message otherwise), and RemoveReader runs a process-wide
+// membarrier(2) between its store and its load instead; see Writer.Wake
+// for why that is enough.
+func (w *Writer) enter() { w.epochN++; w.storeEpoch() }
+func (w *Writer) leave() { w.epochN++; w.storeEpoch() }
+
+func (w *Writer) storeEpoch() {
+	if w.fenceless && !raceEnabled {
+		*(*uint64)(unsafe.Pointer(&w.epoch)) = w.epochN
+		return
+	}
+	w.epoch.Store(w.epochN)
+}
 
 // quiesce waits until the writer is not inside a stretch that may use
 // gone's cursor, waking it if it sleeps on that cursor.
 func (w *Writer) quiesce(gone *tracked) {
+	if w.fenceless && !privateBarrier() {
+		panic("shm: membarrier failed after it was registered")
+	}
 	e := w.epoch.Load()
 	if e%2 == 0 {
 		return
@@ -324,6 +341,10 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 			runtime.Gosched()
 		}
 	}
+	// Readers wake the writer once the blocker has freed a quarter of the
+	// ring, not for every message: a writer woken per message goes back
+	// to sleep at the next loan, a futex round trip per message.
+	u64(w.mem, OffWriterWaitFor).Store(seq - w.g.slots + 1 + w.g.slots/4)
 	waiting := u32(w.mem, OffWriterWaiting)
 	waiting.Store(1)
 	defer waiting.Store(0)

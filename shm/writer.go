@@ -22,6 +22,10 @@ type Writer struct {
 	loanSize uint64
 	marked   uint64 // seq+1 when Commit marked slot seq "writing" ahead; 0 if not
 	futex    *uint32
+	// fenceless: Commit and the epoch bracket use plain stores, with no
+	// full barrier per message; readers and RemoveReader supply the
+	// barrier with membarrier(2) instead (see Wake).
+	fenceless bool
 
 	// Tracked readers (track.go). readers is nil until the writer is
 	// switched to tracked mode; mu serialises the copy-on-write updates.
@@ -53,6 +57,12 @@ func NewWriter(mem []byte) (*Writer, error) {
 	}
 	w.futex = addr32(mem, OffFutex)
 	w.blockTimeout.Store(int64(DefaultBlockTimeout))
+	w.fenceless = tso && asymmetricFences()
+	flag := uint32(0)
+	if w.fenceless {
+		flag = 1
+	}
+	u32(mem, OffFencelessWriter).Store(flag)
 	return w, nil
 }
 
@@ -91,10 +101,14 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 					return nil, err
 				}
 			}
-			// Swap, not Store: a read-modify-write keeps the payload
-			// stores that follow from becoming visible before "writing"
-			// on weakly ordered machines.
-			u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
+			// Swap, not Store, where stores may be reordered: a
+			// read-modify-write keeps the payload stores that follow from
+			// becoming visible before "writing".
+			if tso {
+				store64(w.mem, off+SlotOffSeq, 2*w.seq+1)
+			} else {
+				u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
+			}
 		}
 		w.loaned = true
 	}
@@ -115,10 +129,15 @@ func (w *Writer) Commit(n int) error {
 	}
 	off := w.g.slotOff(w.seq)
 	store32(w.mem, off+SlotOffLen, uint32(n))
-	// The one full barrier per message: "done" is visible after the
-	// payload and the length, and before Wake loads the readers' sleeping
-	// flags (the Dekker argument at Wake).
-	u64(w.mem, off+SlotOffSeq).Store(2*w.seq + 2)
+	// "done" becomes visible after the payload and the length. A writer
+	// with fences makes it a full barrier too, so that it is visible
+	// before Wake loads the readers' sleeping flags (the Dekker argument
+	// at Wake); a fenceless one leaves that barrier to its readers.
+	if w.fenceless {
+		store64(w.mem, off+SlotOffSeq, 2*w.seq+2)
+	} else {
+		u64(w.mem, off+SlotOffSeq).Store(2*w.seq + 2)
+	}
 	w.seq++
 	w.loaned = false
 	store64(w.mem, OffWriteSeq, w.seq)
@@ -199,8 +218,19 @@ func (w *Writer) PublishCtx(ctx context.Context, p []byte) error {
 // and calls FUTEX_WAKE. In tracked mode it does so only if a tracked
 // reader's cursor says it sleeps. The Dekker argument: Commit stores the
 // write sequence before Wake loads the sleeping flags, and a reader stores
-// its flag before it loads the write sequence (all sequentially
-// consistent), so a reader that this Wake skips saw the new message.
+// its flag before it loads the write sequence, each with a full barrier in
+// between, so a reader that this Wake skips saw the new message.
+//
+// The writer's barrier is the "done" store, unless the writer is
+// fenceless (x86 with membarrier(2), the ring's OffFencelessWriter flag):
+// then its stores and loads are plain, and a reader runs
+// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) between its store and its
+// load, which executes a full barrier on the writer's CPU. Either the
+// writer's store came before that barrier and the reader's load sees it,
+// or the writer's load comes after it and sees the reader's flag. A full
+// barrier per message stalls the writer until it owns the slot's cache
+// line; a membarrier per sleep costs a reader about a microsecond, after
+// it has spun for at least two.
 func (w *Writer) Wake() {
 	if s := w.readers.Load(); s != nil && (len(s.list) == 0 || !w.anySleeping()) {
 		return

@@ -1,0 +1,81 @@
+package shm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestFencelessNoLostWakeups ping-pongs many times across the window in
+// which a fenceless writer (plain stores, no barrier per message) and a
+// reader going to sleep could miss each other: the reader does not spin,
+// so it goes to sleep after nearly every message, and its sleeps are made
+// unbounded. Each message waits for the reader's answer, so a single lost
+// wake-up hangs the exchange until the ctx ends and fails the test. It is
+// a stress test, not a proof: the window is a store still in the writer's
+// store buffer, a few ns wide, and a run of a million rounds with the
+// reader's membarrier taken out passed too.
+func TestFencelessNoLostWakeups(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs for the two sides to run at once")
+	}
+	old := maxSleep
+	maxSleep = time.Hour
+	defer func() { maxSleep = old }()
+	ping, pingR, _ := trackedPair(t, 64, 16, false)
+	pong, pongR, _ := trackedPair(t, 64, 16, false)
+	t.Logf("fenceless writer: %v (header flag %d)", ping.fenceless, u32(ping.mem, OffFencelessWriter).Load())
+	if tso && asymmetricFences() && !ping.fenceless {
+		t.Fatal("membarrier is available on x86 but the writer keeps its fences")
+	}
+	pingR[0].SetSpin(false)
+	pongR[0].SetSpin(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			m, err := pingR[0].Next(ctx)
+			if err != nil {
+				if errors.Is(err, ErrClosed) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			p := append([]byte(nil), m.Data...)
+			pingR[0].Release()
+			if err := pong.Publish(p); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	rounds := 20000
+	if testing.Short() {
+		rounds = 5000
+	}
+	var p [8]byte
+	for i := range rounds {
+		binary.LittleEndian.PutUint64(p[:], uint64(i))
+		if err := ping.Publish(p[:]); err != nil {
+			t.Fatal(err)
+		}
+		m, err := pongR[0].Next(ctx)
+		if err != nil {
+			t.Fatalf("round %d: no answer: %v (a lost wake-up); ping %+v, pong %+v", i, err, ping.Stats(), pong.Stats())
+		}
+		if got := binary.LittleEndian.Uint64(m.Data); got != uint64(i) {
+			t.Fatalf("round %d: answer %d", i, got)
+		}
+		pongR[0].Release()
+	}
+	ping.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d rounds; wakes: ping %d, pong %d", rounds, ping.Stats().Wakes, pong.Stats().Wakes)
+}

@@ -1,0 +1,166 @@
+package shm
+
+import (
+	"context"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Waiter waits for any of several readers at once. A process that reads
+// many rings (a client with many subscriptions) uses one goroutine and one
+// Waiter for all of them, rather than a goroutine per ring that spins and
+// sleeps on its own: on a machine with few CPUs, ten readers spinning at
+// once take the CPU from the writer and from each other, and ten sleepers
+// cost ten wake-ups per message. A Waiter spins once over every reader,
+// then sleeps in one futex_waitv(2) on every ring's futex word and on a
+// word of its own that Kick changes.
+//
+// A Waiter is used by one goroutine at a time; Kick and Kicks may be
+// called from any goroutine.
+type Waiter struct {
+	kick   atomic.Uint32 // the Waiter's own futex word
+	spin   time.Duration
+	noSpin bool
+	ws     []futexWaitv
+}
+
+// NewWaiter returns a Waiter that spins before it sleeps.
+func NewWaiter() *Waiter { return &Waiter{spin: maxSpin} }
+
+// Kicks returns how often Kick was called (mod 2^32). Load it before
+// checking what a Kick announces, and pass it to Wait: a Kick in between
+// makes Wait return at once instead of being missed.
+func (w *Waiter) Kicks() uint32 { return w.kick.Load() }
+
+// Kick makes a Wait in progress return, and any Wait given an older Kicks
+// value.
+func (w *Waiter) Kick() {
+	w.kick.Add(1)
+	futexWake(w.kickAddr())
+}
+
+func (w *Waiter) kickAddr() *uint32 { return (*uint32)(unsafe.Pointer(&w.kick)) }
+
+// SetSpin turns the spin before Wait sleeps on or off (on for a new
+// Waiter). The spin is adaptive like a Reader's: it grows while spinning
+// finds messages and shrinks while it does not.
+func (w *Waiter) SetSpin(on bool) { w.noSpin = !on }
+
+// Wait returns when one of rs has something to return (a message past its
+// position, or its ring closed), when the kick count differs from since,
+// or with ctx's error when ctx ends. It may also return nil spuriously:
+// the caller polls its readers and calls Wait again. It reads nothing and
+// releases no view. Each reader must not be used by another goroutine
+// meanwhile, as with Reader.Wait.
+//
+// While it sleeps, every reader with a cursor is flagged as sleeping, so
+// a tracking writer wakes it. Up to 127 readers are slept on; with more,
+// the rest are polled every millisecond.
+func (w *Waiter) Wait(ctx context.Context, rs []*Reader, since uint32) error {
+	if w.done(rs, since) {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !w.noSpin {
+		if w.spinWait(rs, since) {
+			w.spin = min(w.spin*2, maxSpin)
+			return nil
+		}
+		w.spin = max(w.spin/2, minSpin)
+	}
+	ws := append(w.ws[:0], futexWaitv{val: uint64(since), uaddr: uint64(uintptr(unsafe.Pointer(w.kickAddr()))), flags: futex2Size32})
+	fenceless := false
+	n := 0
+	for _, r := range rs {
+		if len(ws) == maxWaitv {
+			break
+		}
+		r.syncPosNow() // about to sleep: say exactly where
+		f := u32(r.mem, OffFutex).Load()
+		if r.cur != nil {
+			r.cur.sleeping().Store(f + 1)
+		}
+		fenceless = fenceless || u32(r.mem, OffFencelessWriter).Load() != 0
+		ws = append(ws, futexWaitv{val: uint64(f), uaddr: uint64(uintptr(unsafe.Pointer(r.futex))), flags: futex2Size32})
+		n++
+	}
+	w.ws = ws
+	defer func() {
+		for _, r := range rs[:n] {
+			if r.cur != nil {
+				r.cur.sleeping().Store(0)
+			}
+		}
+	}()
+	d := maxSleep
+	if n < len(rs) {
+		d = fencelessNap // the readers beyond maxWaitv are polled
+	}
+	if fenceless && !globalBarrier() {
+		d = fencelessNap // see Reader.sleepOn
+	}
+	// The Dekker check of Reader.sleepOn, for every reader at once.
+	if w.done(rs, since) {
+		return nil
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, w.Kick)
+		defer stop()
+	}
+	dl, hasDL := ctx.Deadline()
+	if hasDL {
+		d = min(d, time.Until(dl))
+	}
+	if d > 0 && !futexWaitAny(ws, d) {
+		// No futex_waitv (Linux before 5.16): nap on the kick word.
+		futexWait(w.kickAddr(), since, min(d, fencelessNap))
+	}
+	runtime.KeepAlive(w)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if hasDL && !time.Now().Before(dl) {
+		return context.DeadlineExceeded // ctx's timer has not fired yet
+	}
+	return nil
+}
+
+// done reports whether a reader has something or a Kick came.
+func (w *Waiter) done(rs []*Reader, since uint32) bool {
+	if w.kick.Load() != since {
+		return true
+	}
+	for _, r := range rs {
+		if r.ready() {
+			return true
+		}
+	}
+	return false
+}
+
+// spinWait polls rs for up to w.spin and reports whether it found
+// something; like Reader.spinWait, it publishes a reader's position at
+// once only when the writer waits for it.
+func (w *Waiter) spinWait(rs []*Reader, since uint32) bool {
+	deadline := time.Now().Add(w.spin)
+	for i := 1; ; i++ {
+		if w.done(rs, since) {
+			return true
+		}
+		for _, r := range rs {
+			if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
+				r.syncPosNow()
+			}
+		}
+		if i%spinYield == 0 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			runtime.Gosched()
+		}
+	}
+}
