@@ -183,12 +183,37 @@ func TestShmHostileHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc, ring, send := rawShmPublisher(t, sock, "hostile.x")
+	defer nc.Close()
+	defer unix.Munmap(ring)
+	fmt.Println("SCRIBBLING")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	// First a ring of malformed frames only, and time to read them: the
+	// forwarder must meet some, however the random rounds go.
+	forgeSlots(ring, rng, []string{"other", "", "a b", "hostile.x.y"})
+	wakeRing(ring)
+	time.Sleep(50 * time.Millisecond)
+	rounds := 0
+	for end := time.Now().Add(d); time.Now().Before(end); rounds++ {
+		scribbleRing(ring, rng)
+		if rounds%16 == 0 {
+			send("PING\r\n") // keep the connection busy too
+			wakeRing(ring)
+			time.Sleep(200 * time.Microsecond) // let the readers take some
+		}
+	}
+	fmt.Printf("%d rounds of scribbling\n", rounds)
+}
+
+// rawShmPublisher connects to the hub's unix socket at sock with the raw
+// protocol, as any peer could, asks for a ring on subj (64 slots of 4 KiB),
+// maps it writable, seals it and waits until the hub says it is ready.
+func rawShmPublisher(t *testing.T, sock, subj string) (uc *net.UnixConn, ring []byte, send func(string)) {
 	nc, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	uc := nc.(*net.UnixConn)
+	uc = nc.(*net.UnixConn)
 	r := bufio.NewReader(nc) // only until the ring arrives: fds come by recvmsg
 	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "INFO ") {
 		t.Fatalf("INFO: %q", l)
@@ -196,7 +221,7 @@ func TestShmHostileHelper(t *testing.T) {
 	if r.Buffered() > 0 {
 		t.Fatal("the hub sent more than INFO before CONNECT")
 	}
-	send := func(s string) {
+	send = func(s string) {
 		if _, err := nc.Write([]byte(s)); err != nil {
 			t.Fatal(err)
 		}
@@ -207,9 +232,8 @@ func TestShmHostileHelper(t *testing.T) {
 	}
 	send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
 	pub("HELLO", map[string]string{"sid": "1"})
-	pub("PUB", map[string]any{"subject": "hostile.x", "slots": 64, "slot_size": 4096})
+	pub("PUB", map[string]any{"subject": subj, "slots": 64, "slot_size": 4096})
 	// Read control messages with their descriptors until "ready".
-	var ring []byte
 	var fds []int
 	var pending []byte
 	buf := make([]byte, 64<<10)
@@ -268,24 +292,7 @@ func TestShmHostileHelper(t *testing.T) {
 			}
 		}
 	}
-	defer unix.Munmap(ring)
-	fmt.Println("SCRIBBLING")
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	// First a ring of malformed frames only, and time to read them: the
-	// forwarder must meet some, however the random rounds go.
-	forgeSlots(ring, rng, []string{"other", "", "a b", "hostile.x.y"})
-	wakeRing(ring)
-	time.Sleep(50 * time.Millisecond)
-	rounds := 0
-	for end := time.Now().Add(d); time.Now().Before(end); rounds++ {
-		scribbleRing(ring, rng)
-		if rounds%16 == 0 {
-			send("PING\r\n") // keep the connection busy too
-			wakeRing(ring)
-			time.Sleep(200 * time.Microsecond) // let the readers take some
-		}
-	}
-	fmt.Printf("%d rounds of scribbling\n", rounds)
+	return uc, ring, send
 }
 
 // Offsets of the ring layout (docs/shm.md), written here by hand as a

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -93,6 +94,7 @@ type client struct {
 	fwdOffers []*subscription // offers to make once the message is routed
 
 	mu        sync.Mutex // leaf lock: guards everything below
+	pidfile   *os.File   // the peer's pidfd while watched (pidwatch_linux.go); closed by closeNow
 	headers   bool       // the peer understands HMSG (set at CONNECT)
 	subs      map[string]*subscription
 	out       []byte   // frames waiting to be written

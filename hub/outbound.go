@@ -261,8 +261,12 @@ func (c *client) closeNow(reason error) {
 	}
 	c.out = nil
 	c.dropMarksLocked(0)
+	pidfile := c.pidfile
 	c.mu.Unlock()
 	if !already {
+		if pidfile != nil {
+			pidfile.Close()
+		}
 		c.raw.Close() // not the TLS layer: its close_notify may block for seconds on a peer that stopped reading
 		if reason != nil && !errors.Is(reason, errShutdown) {
 			c.log.Debug("closing", "reason", reason)

@@ -243,6 +243,7 @@ func (b *broker) hello(c *client, sid string) {
 	p.ctl = sid
 	b.mu.Unlock()
 	c.shmOn = true
+	c.watchPeerProcess()
 	c.sendCtl(sid, protocol.ShmControl{Op: "hello"}, nil)
 }
 
