@@ -65,7 +65,6 @@ type Conn struct {
 	inMsgs     atomic.Uint64
 	inBytes    atomic.Uint64
 	reconnects atomic.Uint64
-	shmOut     atomic.Uint64 // messages published into shared-memory rings
 
 	shm *shmState // nil unless shared memory may be used (unix socket, not NoSharedMemory)
 
@@ -87,7 +86,9 @@ type Conn struct {
 }
 
 // Stats are a Conn's counters since Connect. Bytes count message payloads
-// (headers plus data), not protocol overhead.
+// (headers plus data), not protocol overhead; what the Conn writes into
+// shared-memory rings counts whole frames (subject and reply included),
+// once per ring it went into.
 type Stats struct {
 	InMsgs     uint64
 	InBytes    uint64
@@ -205,6 +206,11 @@ func (c *Conn) Stats() Stats {
 	s.InMsgs = c.inMsgs.Load()
 	s.InBytes = c.inBytes.Load()
 	s.Reconnects = c.reconnects.Load()
+	if c.shm != nil {
+		m, b := c.shm.sent()
+		s.OutMsgs += m
+		s.OutBytes += b
+	}
 	return s
 }
 

@@ -10,7 +10,13 @@ func PendingPongs(c *Conn) int {
 
 // ShmOut reports how many messages the Conn published into shared-memory
 // rings (tests only).
-func ShmOut(c *Conn) uint64 { return c.shmOut.Load() }
+func ShmOut(c *Conn) uint64 {
+	if c.shm == nil {
+		return 0
+	}
+	m, _ := c.shm.sent()
+	return m
+}
 
 // ShmWriting reports how many rings the Conn writes into (tests only).
 func ShmWriting(c *Conn) int {

@@ -41,6 +41,42 @@ type shmState struct {
 	waiters map[string]chan any // explicit ring requests by subject: *shmPub or error
 	list    atomic.Pointer[[]*shmPub]
 	gen     atomic.Uint64 // bumped under Conn.wmu when a ring joins list
+
+	// What went out through rings, for Conn.Stats: the rings still mapped
+	// keep their counts in their headers (the writer stores them anyway,
+	// so a publish pays no atomic add of its own, which on x86 would wait
+	// for the slot's cache line); a ring's counts move to retired when it
+	// is closed, under mu, before it is unmapped.
+	mapped       map[*shmPub]struct{}
+	retiredMsgs  uint64
+	retiredBytes uint64
+}
+
+// sent returns the messages and bytes (whole frames: subject, reply,
+// header block and data) this Conn wrote into rings.
+func (st *shmState) sent() (msgs, bytes uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	msgs, bytes = st.retiredMsgs, st.retiredBytes
+	for p := range st.mapped {
+		s := p.region.Stats()
+		msgs += s.Messages
+		bytes += s.Bytes
+	}
+	return msgs, bytes
+}
+
+// retire moves p's counts to the totals; p is about to be unmapped.
+func (st *shmState) retire(p *shmPub) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.mapped[p]; !ok {
+		return
+	}
+	s := p.region.Stats()
+	st.retiredMsgs += s.Messages
+	st.retiredBytes += s.Bytes
+	delete(st.mapped, p)
 }
 
 // readFds reads from a unix socket, keeping any descriptors that come

@@ -185,6 +185,9 @@ func TestShmPubSubMixedSubscribers(t *testing.T) {
 			t.Fatalf("hub has %d rings, want 1", st.ShmRings)
 		}
 		t.Logf("%d of %d messages went through the ring", switchboard.ShmOut(pub), n)
+		if st := pub.Stats(); st.OutMsgs != n {
+			t.Errorf("Stats().OutMsgs = %d, want %d (socket and ring together)", st.OutMsgs, n)
+		}
 		pub.Close()
 		waitFor(t, "the ring reclaimed", func() bool { return sh.h.Stats().ShmRings == 0 })
 	}()

@@ -174,9 +174,6 @@ func (p *Publisher) Send(n int) error {
 		r := p.ring
 		err := r.send(p.subject, n)
 		r.mu.Unlock()
-		if err == nil {
-			p.c.shmOut.Add(1)
-		}
 		return err
 	}
 	return p.c.Publish(p.subject, p.buf[:n])

@@ -23,6 +23,7 @@ var ErrShmUnavailable = errors.New("switchboard: shared memory unavailable")
 // shmPub is a ring this Conn writes: every message it publishes on a
 // subject that matches pattern goes into it.
 type shmPub struct {
+	st       *shmState
 	id       uint64
 	pattern  string
 	literal  bool
@@ -75,7 +76,7 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	// The hub's forwarder serves socket subscribers; like a socket, it
 	// holds the publisher back rather than lose their messages.
 	w.AddReader(0, cur, true)
-	p := &shmPub{id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
+	p := &shmPub{st: st, id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
 	// The ring joins the list Publish consults, and SEALED is queued, in
 	// one step under wmu: a publish either went out over the socket before
@@ -88,6 +89,10 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 		st.pubs = make(map[uint64]*shmPub)
 	}
 	st.pubs[p.id] = p
+	if st.mapped == nil {
+		st.mapped = make(map[*shmPub]struct{})
+	}
+	st.mapped[p] = struct{}{}
 	st.refreshLocked()
 	st.mu.Unlock()
 	st.gen.Add(1)
@@ -218,6 +223,7 @@ func (p *shmPub) close() {
 	}
 	p.curs = nil
 	p.cmu.Unlock()
+	p.st.retire(p)
 	p.region.Close()
 	p.markReady() // wake publishes waiting for it: they go by socket
 }
@@ -275,7 +281,6 @@ func (c *Conn) shmPublish(ctx context.Context, subj, reply string, hb, data []by
 			return true, err
 		}
 	}
-	c.shmOut.Add(1)
 	return true, nil
 }
 

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -78,4 +81,58 @@ func TestFencelessNoLostWakeups(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d rounds; wakes: ping %d, pong %d", rounds, ping.Stats().Wakes, pong.Stats().Wakes)
+}
+
+// TestBlockedWriterNoLostWakeups: a writer held up by blocking readers
+// sleeps on a cursor until a reader reaches the position it asked for
+// (OffWriterWaitFor). With the writer's 10 ms re-check lifted, a wake-up
+// lost between a reader's position store and the writer's flag hangs the
+// writer, which the ctx turns into a failure. Rings of 4 slots (a quarter
+// ring is one message) and 64, one and three readers (two blocking) that
+// pause at random.
+func TestBlockedWriterNoLostWakeups(t *testing.T) {
+	old := blockNap
+	blockNap = time.Hour
+	defer func() { blockNap = old }()
+	for _, tc := range []struct {
+		slots int
+		block []bool
+	}{{4, []bool{true}}, {64, []bool{true}}, {4, []bool{true, true, false}}, {64, []bool{true, true, false}}} {
+		t.Run(fmt.Sprintf("%d slots, %d readers", tc.slots, len(tc.block)), func(t *testing.T) {
+			w, rs, _ := trackedPair(t, tc.slots, 16, tc.block...)
+			w.SetBlockTimeout(time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			total := 3000
+			var wg sync.WaitGroup
+			for i, r := range rs {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(uint64(i), 11))
+					for {
+						if _, err := r.Next(ctx); err != nil {
+							return
+						}
+						if rng.IntN(4) == 0 {
+							time.Sleep(time.Duration(rng.IntN(100)) * time.Microsecond)
+						}
+						r.Release()
+					}
+				})
+			}
+			var p [8]byte
+			for i := range total {
+				if err := w.PublishCtx(ctx, p[:]); err != nil {
+					t.Errorf("message %d: %v (a lost wake-up); %+v", i, err, w.Stats())
+					break
+				}
+			}
+			w.Close()
+			wg.Wait()
+			if st := w.Stats(); st.Demoted != 0 {
+				t.Errorf("demoted: %+v", st)
+			} else {
+				t.Logf("%+v", st)
+			}
+		})
+	}
 }

@@ -148,7 +148,8 @@ func (r *Reader) curPos() uint64 {
 // store comes before the load of the writer-waiting flag, and the writer
 // stores the flag before it loads the position (both sequentially
 // consistent), so either the writer sees the new position or the reader
-// sees the flag and wakes it: a blocked writer never misses an advance.
+// sees the flag and wakes it: a blocked writer never misses the advance it
+// asked for.
 //
 // While the reader moves forward through a busy ring it publishes only every
 // slots/8 messages (see posEvery), and wakes a waiting writer only when it
@@ -157,8 +158,8 @@ func (r *Reader) curPos() uint64 {
 // move the cursor's cache line to the reader and back to the writer on
 // every message, and each wake-up costs a syscall. With ten readers of
 // one ring in a process, waking the writer at every periodic store cost
-// more than one FUTEX_WAKE per message. A stale position is a smaller one, so a writer
-// only ever waits too early, never overwrites what the reader still needs;
+// more than one FUTEX_WAKE per message. A stale position is a smaller
+// one, so a writer only ever waits too early, never overwrites what the reader still needs;
 // the reader publishes exactly before it idles (Wait), when the ring is
 // closed, and when it moves back (Seek, Rewind), so an idle reader always
 // reads as caught up.
@@ -175,19 +176,32 @@ func (r *Reader) syncPos() {
 		r.storePos(c, p) // moved back
 		return
 	}
-	if u32(r.mem, OffWriterWaiting).Load() != 0 {
-		if t := u64(r.mem, OffWriterWaitFor).Load(); r.lastPos < t && p >= t {
-			r.storePos(c, p) // reached what the waiting writer asked for
-			return
-		}
-	}
-	if p-r.lastPos < r.posEvery() {
+	if p-r.lastPos < r.posEvery() && !r.reachesWaitFor(p) {
 		return
 	}
-	// A periodic store wakes no one: a waiting writer waits for its
-	// target (or for this reader to idle), not for every step.
+	// Store, then load the flag (the Dekker order: see above), and wake a
+	// waiting writer only if this store reached the position it asked
+	// for: not for every periodic store, which with many readers of one
+	// ring cost more than a wake-up per message.
+	last := r.lastPos
 	r.lastPos = p
 	c.position().Store(p)
+	if u32(r.mem, OffWriterWaiting).Load() != 0 {
+		if t := u64(r.mem, OffWriterWaitFor).Load(); last < t && p >= t {
+			r.wake(c)
+		}
+	}
+}
+
+// reachesWaitFor reports whether p reaches the position a waiting writer
+// asked for and the last stored position did not. It decides only whether
+// to store now; the wake-up is decided after the store.
+func (r *Reader) reachesWaitFor(p uint64) bool {
+	if u32(r.mem, OffWriterWaiting).Load() == 0 {
+		return false
+	}
+	t := u64(r.mem, OffWriterWaitFor).Load()
+	return r.lastPos < t && p >= t
 }
 
 // syncPosNow publishes the reader's position at once.
@@ -211,9 +225,14 @@ func (r *Reader) storePos(c *Cursor, p uint64) {
 // says a writer waits.
 func (r *Reader) wakeWriter(c *Cursor) {
 	if u32(r.mem, OffWriterWaiting).Load() != 0 {
-		c.futex().Add(1)
-		futexWake(c.futexAddr())
+		r.wake(c)
 	}
+}
+
+// wake bumps the cursor's futex word and wakes the writer sleeping on it.
+func (r *Reader) wake(c *Cursor) {
+	c.futex().Add(1)
+	futexWake(c.futexAddr())
 }
 
 // Rewind moves the reader back to the oldest message the ring may still

@@ -20,10 +20,10 @@ const (
 	// blockSpin is how long a writer polls a blocking reader's position
 	// before it sleeps on the reader's cursor futex.
 	blockSpin = 20 * time.Microsecond
-	// blockNap bounds one FUTEX_WAIT of a blocked writer: it rechecks the
+	// blockNapDefault bounds one FUTEX_WAIT of a blocked writer: it rechecks the
 	// reader set, its ctx and its deadline at least this often, so a
 	// wake-up that never comes costs at most this much.
-	blockNap = 10 * time.Millisecond
+	blockNapDefault = 10 * time.Millisecond
 )
 
 // readerSet is an immutable snapshot of a writer's tracked readers,
@@ -46,6 +46,10 @@ type tracked struct {
 	block    bool
 	demoted  atomic.Bool // set by the writer only
 }
+
+// blockNap is blockNapDefault; a variable only so that tests can make a
+// lost wake-up of a blocked writer hang instead of costing 10 ms.
+var blockNap = blockNapDefault
 
 // WriterStats are a writer's own counters, safe to read from any
 // goroutine.

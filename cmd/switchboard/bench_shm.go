@@ -26,6 +26,8 @@ this command starts, and print:
   rtt_p50_ns, rtt_p99_ns   16 B ping-pong through the client API (Publish,
                            SubscribeSync/NextView), after the hub handed out rings
   copy_rtt_p50_ns          the same with NextMsg, which copies each message
+  pub_rtt_p50_ns           the same with a Publisher (NewPublisher, Loan/Send) on
+                           each side instead of Publish: the client's leanest path
   msgs_per_s               16 B one-way stream through the client API (Publish,
                            SubscribeSync/NextView)
   socket_msgs_per_s        the same stream with shared memory off (unix socket)
@@ -50,6 +52,8 @@ type shmBenchResult struct {
 	RoundTrips       int     `json:"round_trips"`
 	CopyRTTP50NS     int64   `json:"copy_rtt_p50_ns"`
 	CopyRTTP99NS     int64   `json:"copy_rtt_p99_ns"`
+	PubRTTP50NS      int64   `json:"pub_rtt_p50_ns"`
+	PubRTTP99NS      int64   `json:"pub_rtt_p99_ns"`
 	MsgsPerS         float64 `json:"msgs_per_s"`
 	SocketMsgsPerS   float64 `json:"socket_msgs_per_s"`
 	StreamMsgs       int     `json:"stream_msgs"`
@@ -145,6 +149,9 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	if res.CopyRTTP50NS, res.CopyRTTP99NS, _, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, false); err != nil {
 		return err
 	}
+	if res.PubRTTP50NS, res.PubRTTP99NS, err = shmPubPingPong(ctx, nc, s.warmup, s.roundTrips); err != nil {
+		return err
+	}
 	fmt.Fprintln(stderr, "16 B stream")
 	if res.MsgsPerS, err = shmStream(ctx, nc, "sb.bench.stream", s.stream); err != nil {
 		return err
@@ -181,6 +188,7 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	}
 	fmt.Fprintf(out, "16 B round trip (client API, NextView): p50 %v  p99 %v  (%d round trips)\n", time.Duration(res.RTTP50NS), time.Duration(res.RTTP99NS), res.RoundTrips)
 	fmt.Fprintf(out, "16 B round trip (NextMsg, a copy):     p50 %v  p99 %v\n", time.Duration(res.CopyRTTP50NS), time.Duration(res.CopyRTTP99NS))
+	fmt.Fprintf(out, "16 B round trip (Publisher Loan/Send): p50 %v  p99 %v  → %.2f× the baseline\n", time.Duration(res.PubRTTP50NS), time.Duration(res.PubRTTP99NS), ratio(float64(res.PubRTTP50NS), float64(res.BaselineRTTP50NS)))
 	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
 	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
 	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
@@ -246,6 +254,53 @@ func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view 
 	}
 	slices.Sort(samples)
 	return percentile(samples, 0.5), percentile(samples, 0.99), len(samples), nil
+}
+
+// shmPubPingPong is shmPingPong with a Publisher on each side: the peer
+// echoes sb.bench.pping to sb.bench.ppong with its own Publisher.
+func shmPubPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int) (p50, p99 int64, err error) {
+	sub, err := nc.SubscribeSync("sb.bench.ppong")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(ctx); err != nil {
+		return 0, 0, err
+	}
+	pub, err := nc.NewPublisher(ctx, "sb.bench.pping", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	samples := make([]int64, 0, n)
+	for i := range warmup + n {
+		t0 := time.Now()
+		buf, err := pub.Loan(16)
+		if err != nil {
+			return 0, 0, err
+		}
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := pub.Send(16); err != nil {
+			return 0, 0, err
+		}
+		v, err := sub.NextView(ctx)
+		if err != nil {
+			return 0, 0, fmt.Errorf("publisher round trip %d: %w", i, err)
+		}
+		size, got := len(v.Data), uint64(0)
+		if size == 16 {
+			got = binary.LittleEndian.Uint64(v.Data)
+		}
+		ok := v.Release()
+		d := time.Since(t0)
+		if size != 16 || got != uint64(i) || !ok {
+			return 0, 0, fmt.Errorf("publisher round trip %d: wrong echo (%d bytes, %d, intact %v)", i, size, got, ok)
+		}
+		if i >= warmup {
+			samples = append(samples, int64(d))
+		}
+	}
+	slices.Sort(samples)
+	return percentile(samples, 0.5), percentile(samples, 0.99), nil
 }
 
 // shmStream publishes n 16 B messages to subj; the peer counts them and
@@ -457,6 +512,30 @@ func shmPeer(url string) error {
 			}
 			nc.Publish("sb.bench.pong", v.Data)
 			v.Release()
+		}
+	}()
+	pping, err := nc.SubscribeSync("sb.bench.pping")
+	if err != nil {
+		return err
+	}
+	ppong, err := nc.NewPublisher(ctx, "sb.bench.ppong", nil)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			v, err := pping.NextView(stop)
+			if err != nil {
+				return
+			}
+			buf, err := ppong.Loan(len(v.Data))
+			if err != nil {
+				v.Release()
+				return
+			}
+			copy(buf, v.Data)
+			v.Release()
+			ppong.Send(len(buf))
 		}
 	}()
 	// The streams are read with NextView: in place for a ring, the queued
