@@ -36,3 +36,6 @@ func ShmWriting(c *Conn) int {
 
 // DecodePubAck exposes decodePubAck.
 var DecodePubAck = decodePubAck
+
+// ViewInRing reports whether v is held in place in a ring (tests only).
+func ViewInRing(v *View) bool { return v.ring != nil }

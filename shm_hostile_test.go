@@ -188,9 +188,13 @@ func TestShmHostileHelper(t *testing.T) {
 	defer unix.Munmap(ring)
 	fmt.Println("SCRIBBLING")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	// First a ring of malformed frames only, and time to read them: the
-	// forwarder must meet some, however the random rounds go.
-	forgeSlots(ring, rng, []string{"other", "", "a b", "hostile.x.y"})
+	// First a ring of malformed frames only, then one of well-formed
+	// ones, each with time to read it: the forwarder must meet bad frames
+	// and the readers take good ones, however the random rounds go.
+	forgeSlots(ring, rng, []string{"other", "", "a b", "hostile.x.y"}, false)
+	wakeRing(ring)
+	time.Sleep(50 * time.Millisecond)
+	forgeSlots(ring, rng, []string{"hostile.x"}, true)
 	wakeRing(ring)
 	time.Sleep(50 * time.Millisecond)
 	rounds := 0
@@ -316,7 +320,7 @@ func scribbleRing(ring []byte, rng *rand.Rand) {
 			le.PutUint64(ring[rng.IntN(len(ring)-7):], rng.Uint64())
 		}
 	case 1, 2, 3:
-		forgeSlots(ring, rng, []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"})
+		forgeSlots(ring, rng, []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"}, false)
 	case 4:
 		le.PutUint64(ring[hOffWriteSeq:], []uint64{0, ^uint64(0), rng.Uint64(), le.Uint64(ring[hOffWriteSeq:]) + 1000}[rng.IntN(4)])
 	}
@@ -325,7 +329,7 @@ func scribbleRing(ring []byte, rng *rand.Rand) {
 // forgeSlots writes a whole ring of complete-looking slots just below a
 // new write sequence, with frames on subjects drawn from subjects: readers
 // take them and must check every frame.
-func forgeSlots(ring []byte, rng *rand.Rand, subjects []string) {
+func forgeSlots(ring []byte, rng *rand.Rand, subjects []string, clean bool) {
 	le := binary.LittleEndian
 	stride := int(le.Uint32(ring[20:])) // may be garbage by now
 	if stride < 64 || stride > len(ring) {
@@ -341,14 +345,19 @@ func forgeSlots(ring []byte, rng *rand.Rand, subjects []string) {
 		}
 		subj := subjects[rng.IntN(len(subjects))]
 		reply := []string{"", "$SB.SHM.PUB", "_INBOX.z", "bad reply"}[rng.IntN(4)]
+		hdr, reserved, n := uint32(rng.IntN(4)/3)*rng.Uint32N(64), uint32(rng.IntN(8)/7), rng.Uint32N(uint32(stride)+64)
+		if clean {
+			// A well-formed frame: no reply, no header block, 8 bytes of data.
+			reply, hdr, reserved, n = "", 0, 0, uint32(12+len(subj)+8)
+		}
 		p := ring[off+16:]
 		le.PutUint16(p[0:], uint16(len(subj)))
 		le.PutUint16(p[2:], uint16(len(reply)))
-		le.PutUint32(p[4:], uint32(rng.IntN(4)/3)*rng.Uint32N(64)) // mostly no header block
-		le.PutUint32(p[8:], uint32(rng.IntN(8)/7))                 // mostly the zero it must be
+		le.PutUint32(p[4:], hdr)      // mostly no header block
+		le.PutUint32(p[8:], reserved) // mostly the zero it must be
 		copy(p[12:], subj)
 		copy(p[12+len(subj):], reply)
-		le.PutUint32(ring[off+8:], rng.Uint32N(uint32(stride)+64))
+		le.PutUint32(ring[off+8:], n)
 		le.PutUint64(ring[off:], 2*s+2)
 	}
 	le.PutUint64(ring[hOffWriteSeq:], w)

@@ -2,6 +2,7 @@ package switchboard_test
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"switchboard"
 )
 
 // TestShmPeerExitedSocketInherited: a publisher process gets a ring, hands
@@ -87,4 +90,73 @@ func TestShmPidfdHelper(t *testing.T) {
 	os.Stdout.WriteString("READY\n")
 	os.Stdout.WriteString(strconv.Itoa(keeper.Process.Pid) + "\n")
 	time.Sleep(time.Minute) // until killed
+}
+
+// TestShmShutdownWithLiveShmPeer: a hub with one shared-memory peer
+// (another process, alive and idle) must finish Shutdown within its ctx.
+// The connection is closed gracefully, which once marked it closed
+// without closing the pidfd watched for the peer's exit: the hub then
+// waited for the watcher until the peer process exited, and Shutdown
+// (even after its ctx ended) did not return (found in review).
+func TestShmShutdownWithLiveShmPeer(t *testing.T) {
+	if _, err := unix.GetsockoptInt(0, unix.SOL_SOCKET, unix.SO_PEERPIDFD); err == unix.ENOPROTOOPT {
+		t.Skip("no SO_PEERPIDFD")
+	}
+	sh := startShmHub(t, 64<<10)
+	child := exec.Command(os.Args[0], "-test.run=^TestShmIdlePeerHelper$")
+	child.Env = append(os.Environ(), "SB_SHM_IDLE_PEER_URL="+sh.unix)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer child.Process.Kill()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "READY" {
+		t.Fatalf("helper: %q", lines.Text())
+	}
+	time.Sleep(100 * time.Millisecond) // HELLO processed (the helper flushed after it)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- sh.h.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		t.Logf("Shutdown returned after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(5 * time.Second):
+		child.Process.Kill()
+		child.Wait()
+		select {
+		case <-done:
+			t.Errorf("Shutdown (ctx 1s) returned only after the peer process was killed, %v after it started", time.Since(start).Round(time.Millisecond))
+		case <-time.After(5 * time.Second):
+			t.Errorf("Shutdown did not return even after the peer died")
+		}
+	}
+}
+
+// TestShmIdlePeerHelper is the peer process of
+// TestShmShutdownWithLiveShmPeer: a shared-memory client that idles.
+func TestShmIdlePeerHelper(t *testing.T) {
+	url := os.Getenv("SB_SHM_IDLE_PEER_URL")
+	if url == "" {
+		t.Skip("helper process")
+	}
+	nc, err := switchboard.Connect(context.Background(), url, &switchboard.Options{NoReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.SubscribeSync("idle.x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("READY\n")
+	time.Sleep(time.Minute)
 }

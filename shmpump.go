@@ -46,6 +46,10 @@ type pumpRing struct {
 // it looks at the next, so one busy ring cannot starve the others.
 const pumpBatch = 64
 
+// pumpDrainBatches bounds the batches a detached ring is drained by, so a
+// publisher that keeps writing cannot keep the pump on it.
+const pumpDrainBatches = 1024
+
 // add makes the pump read r for s. Called where Conn.spawn would be: Close
 // has not started waiting.
 func (p *ringPump) add(c *Conn, s *Subscription, r *subRing) {
@@ -82,7 +86,7 @@ func (p *ringPump) run() {
 		readers = readers[:0]
 		for _, e := range list {
 			if e.r.ctx.Err() != nil {
-				p.drop(e)
+				p.drain(e)
 				continue
 			}
 			switch p.read(e) {
@@ -142,6 +146,20 @@ func (p *ringPump) read(e *pumpRing) int {
 		res = pumpFound
 	}
 	return res
+}
+
+// drain hands over what a detached ring (unsubscribed, drained, its Conn
+// closed) holds already, as the socket reader does with what it has read,
+// then unmaps it.
+func (p *ringPump) drain(e *pumpRing) {
+	res := pumpFound
+	for i := 0; i < pumpDrainBatches && res == pumpFound; i++ {
+		res = p.read(e)
+	}
+	if res == pumpLast {
+		e.c.endCounted(e.s) // before drop: the Conn may be closing
+	}
+	p.drop(e)
 }
 
 // drop unmaps e's ring and forgets it.

@@ -37,6 +37,10 @@ type subRing struct {
 	fc     shm.FrameCache
 	okSubj string // the last subject that passed the checks
 	view   View   // what NextView returns for this ring; r.mu held until Release
+	// viewOut is set while a View of r is lent out (holding r.mu);
+	// dropPending asks its Release to unmap r (see shmDetachAll).
+	viewOut     atomic.Bool
+	dropPending atomic.Bool
 }
 
 // frame parses and checks the frame in a view of r. Called with r.mu held.
@@ -263,13 +267,22 @@ func (s *Subscription) shmDetachAll() {
 	s.mu.Unlock()
 	for _, r := range rings {
 		r.cancel()
-		if r.direct {
-			// No goroutine owns it: unmap it here (a watcher, cancelled
-			// above, lets go of it first).
-			r.mu.Lock()
-			s.conn.dropRingLocked(s, r)
-			r.mu.Unlock()
+		if !r.direct {
+			continue // the pump drops it
 		}
+		// No goroutine owns it: unmap it here (a watcher, cancelled above,
+		// lets go of it first). A View lent out holds r.mu until its
+		// Release, maybe on this very goroutine (AutoUnsubscribe or Close
+		// with a View in hand): then Release unmaps it. Dekker with
+		// Release, which clears viewOut, then loads dropPending: one of
+		// the two sees the other, and a second drop is a no-op.
+		r.dropPending.Store(true)
+		if r.viewOut.Load() {
+			continue
+		}
+		r.mu.Lock()
+		s.conn.dropRingLocked(s, r)
+		r.mu.Unlock()
 	}
 }
 

@@ -50,6 +50,10 @@ func (v *View) Release() bool {
 	}
 	v.ring = nil
 	ok := r.rd.Release()
+	r.viewOut.Store(false)
+	if r.dropPending.Load() {
+		v.Sub.conn.dropRingLocked(v.Sub, r) // detached while lent out
+	}
 	r.mu.Unlock()
 	if !ok {
 		v.Sub.missed(1)
@@ -160,6 +164,7 @@ func (s *Subscription) pollView() *View {
 			case last:
 				return s.finalView(r, v)
 			}
+			r.viewOut.Store(true)
 			return v // r.mu stays held until Release
 		}
 		r.mu.Unlock()

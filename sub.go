@@ -216,7 +216,23 @@ func (s *Subscription) receivedLocked() int64 { return s.received + s.viewed.Loa
 func (s *Subscription) countView() (ok, last bool) {
 	if !s.counting.Load() {
 		s.viewed.Add(1)
-		return true, false
+		if !s.counting.Load() {
+			return true, false
+		}
+		// AutoUnsubscribe came in between, and may or may not have seen
+		// this view (it stores counting, then loads viewed, under s.mu):
+		// settle it under the lock, the view counted.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed || s.finishing {
+			return true, false // it is being ended already
+		}
+		n := s.receivedLocked()
+		if n > s.max {
+			s.viewed.Add(-1)
+			return false, false
+		}
+		return true, n == s.max
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -94,7 +94,7 @@ type client struct {
 	fwdOffers []*subscription // offers to make once the message is routed
 
 	mu        sync.Mutex // leaf lock: guards everything below
-	pidfile   *os.File   // the peer's pidfd while watched (pidwatch_linux.go); closed by closeNow
+	pidfile   *os.File   // the peer's pidfd while watched (pidwatch_linux.go); closed with the connection
 	headers   bool       // the peer understands HMSG (set at CONNECT)
 	subs      map[string]*subscription
 	out       []byte   // frames waiting to be written

@@ -261,12 +261,8 @@ func (c *client) closeNow(reason error) {
 	}
 	c.out = nil
 	c.dropMarksLocked(0)
-	pidfile := c.pidfile
 	c.mu.Unlock()
 	if !already {
-		if pidfile != nil {
-			pidfile.Close()
-		}
 		c.raw.Close() // not the TLS layer: its close_notify may block for seconds on a peer that stopped reading
 		if reason != nil && !errors.Is(reason, errShutdown) {
 			c.log.Debug("closing", "reason", reason)
@@ -279,6 +275,12 @@ func (c *client) closeNow(reason error) {
 func (c *client) markClosedLocked() {
 	c.closed = true
 	close(c.done)
+	if c.pidfile != nil {
+		// Ends the pidfd watch (pidwatch_linux.go), which run waits for.
+		// Close waits only for the watcher's Read, which needs no lock.
+		c.pidfile.Close()
+		c.pidfile = nil
+	}
 }
 
 // tryWrite makes one non-blocking write of b to the socket.

@@ -136,3 +136,50 @@ func TestBlockedWriterNoLostWakeups(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockedWriterWokenByRelease: a writer blocked on a 4-slot
+// ring's only (blocking) reader must go on as soon as the reader frees the
+// slot it needs. Here the reader takes and releases one message and then
+// pauses (a SubscribeSync/NextView consumer between calls, a renderer
+// between frames). Its position store reaches what the writer needs
+// (seq-N+1) but not OffWriterWaitFor (seq-N+1+N/4), so syncPos does not
+// wake the writer: the writer sleeps until its blockNap re-check (10 ms by
+// default; 1 s here to make it visible) although it could have gone on.
+// (A wake-up target a quarter ring past what the writer needs did that;
+// found in review.)
+func TestBlockedWriterWokenByRelease(t *testing.T) {
+	old := blockNap
+	blockNap = time.Second
+	defer func() { blockNap = old }()
+	w, rs, _ := trackedPair(t, 4, 16, true)
+	r := rs[0]
+	w.SetBlockTimeout(time.Hour)
+	var p [8]byte
+	for range 4 {
+		if err := w.Publish(p[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		if err := w.Publish(p[:]); err != nil {
+			t.Error(err)
+		}
+		done <- time.Now()
+	}()
+	waitUntil(t, "the writer waiting", func() bool { return u32(w.mem, OffWriterWaiting).Load() != 0 })
+	time.Sleep(20 * time.Millisecond) // it sleeps on the cursor now
+	if _, err := r.TryNext(); err != nil {
+		t.Fatal(err)
+	}
+	r.Release() // frees slot 0, the one the writer needs
+	freed := time.Now()
+	select {
+	case at := <-done:
+		t.Logf("writer went on %v after the slot was freed", at.Sub(freed))
+	case <-time.After(500 * time.Millisecond):
+		at := <-done
+		t.Errorf("writer went on only %v after the reader freed the slot it needed (its blockNap), position %d, write seq %d",
+			at.Sub(freed).Round(time.Millisecond), r.cur.Position(), w.Seq())
+	}
+}

@@ -43,8 +43,9 @@ const futex2Size32 = 0x02
 const maxWaitv = 128
 
 // futexWaitAny sleeps until one of the words in ws no longer holds its
-// value, a FUTEX_WAKE on one of them, or d passed. It reports false if the
-// kernel has no futex_waitv (before Linux 5.16); the caller then naps.
+// value, a FUTEX_WAKE on one of them, or d passed. It reports false if
+// futex_waitv is not available (before Linux 5.16, or refused by a
+// seccomp filter); the caller then naps.
 func futexWaitAny(ws []futexWaitv, d time.Duration) bool {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
@@ -53,5 +54,11 @@ func futexWaitAny(ws []futexWaitv, d time.Duration) bool {
 	ts = unix.NsecToTimespec(ts.Nano() + int64(d)) // futex_waitv takes an absolute time
 	_, _, e := unix.Syscall6(unix.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&ws[0])), uintptr(len(ws)), 0,
 		uintptr(unsafe.Pointer(&ts)), unix.CLOCK_MONOTONIC, 0)
-	return e != unix.ENOSYS
+	switch e {
+	case 0, unix.ETIMEDOUT, unix.EAGAIN, unix.EINTR:
+		return true
+	}
+	// ENOSYS (before 5.16), or EPERM from a seccomp filter: the caller
+	// naps instead, rather than spinning on an error.
+	return false
 }

@@ -38,8 +38,8 @@ const (
 	OffFencelessWriter = 204
 	// OffWriterWaitFor is a uint64, meaningful while OffWriterWaiting is
 	// set: the position a reader must reach for the waiting writer to go
-	// on with a quarter of the ring free. A reader below it does not wake
-	// the writer for every message it finishes.
+	// on. A reader wakes the writer when a position store of its reaches
+	// it, once, not at every store while the writer waits.
 	OffWriterWaitFor = 208
 )
 

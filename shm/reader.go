@@ -152,14 +152,14 @@ func (r *Reader) curPos() uint64 {
 // asked for.
 //
 // While the reader moves forward through a busy ring it publishes only every
-// slots/8 messages (see posEvery), and wakes a waiting writer only when it
-// reaches the position the writer asked for (OffWriterWaitFor, a quarter
-// of the ring past what the writer needs): each store would otherwise
+// slots/8 messages (see posEvery), or at once when it reaches the position
+// a waiting writer asked for (OffWriterWaitFor: what the writer needs),
+// and it wakes the writer only for that store: each store would otherwise
 // move the cursor's cache line to the reader and back to the writer on
 // every message, and each wake-up costs a syscall. With ten readers of
-// one ring in a process, waking the writer at every periodic store cost
-// more than one FUTEX_WAKE per message. A stale position is a smaller
-// one, so a writer only ever waits too early, never overwrites what the reader still needs;
+// one ring in a process, waking the writer at every store cost more than
+// one FUTEX_WAKE per message. A stale position is a smaller one, so a
+// writer only ever waits too early, never overwrites what the reader still needs;
 // the reader publishes exactly before it idles (Wait), when the ring is
 // closed, and when it moves back (Seek, Rewind), so an idle reader always
 // reads as caught up.

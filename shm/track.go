@@ -345,10 +345,13 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 			runtime.Gosched()
 		}
 	}
-	// Readers wake the writer once the blocker has freed a quarter of the
-	// ring, not for every message: a writer woken per message goes back
-	// to sleep at the next loan, a futex round trip per message.
-	u64(w.mem, OffWriterWaitFor).Store(seq - w.g.slots + 1 + w.g.slots/4)
+	// Readers wake the writer when a position store of theirs reaches
+	// what it needs, once, not at every store: with ten readers of one
+	// ring in a process, most of them ahead of the blocker, a wake-up per
+	// store cost more than one syscall per message. (A target a quarter
+	// ring further, to wake the writer less often, left it asleep until
+	// its nap when the reader paused right after freeing the slot.)
+	u64(w.mem, OffWriterWaitFor).Store(seq - w.g.slots + 1)
 	waiting := u32(w.mem, OffWriterWaiting)
 	waiting.Store(1)
 	defer waiting.Store(0)
