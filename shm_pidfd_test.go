@@ -27,23 +27,7 @@ func TestShmPeerExitedSocketInherited(t *testing.T) {
 	}
 	sh := startShmHub(t, 64<<10)
 	base := sh.h.Stats()
-	child := exec.Command(os.Args[0], "-test.run=^TestShmPidfdHelper$")
-	child.Env = append(os.Environ(), "SB_SHM_PIDFD_SOCKET="+sh.socketPath)
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Process.Kill()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "READY" {
-		child.Process.Kill()
-		child.Wait()
-		t.Fatalf("helper: %q", lines.Text())
-	}
+	child, lines := startReadyHelper(t, "TestShmPidfdHelper", "SB_SHM_PIDFD_SOCKET="+sh.socketPath)
 	// The grandchild keeps the socket; the helper printed its pid next.
 	var keeper int
 	if lines.Scan() {
@@ -103,21 +87,7 @@ func TestShmShutdownWithLiveShmPeer(t *testing.T) {
 		t.Skip("no SO_PEERPIDFD")
 	}
 	sh := startShmHub(t, 64<<10)
-	child := exec.Command(os.Args[0], "-test.run=^TestShmIdlePeerHelper$")
-	child.Env = append(os.Environ(), "SB_SHM_IDLE_PEER_URL="+sh.unix)
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer child.Process.Kill()
-	lines := bufio.NewScanner(out)
-	if !lines.Scan() || lines.Text() != "READY" {
-		t.Fatalf("helper: %q", lines.Text())
-	}
+	child, _ := startReadyHelper(t, "TestShmIdlePeerHelper", "SB_SHM_IDLE_PEER_URL="+sh.unix)
 	time.Sleep(100 * time.Millisecond) // HELLO processed (the helper flushed after it)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -159,4 +129,30 @@ func TestShmIdlePeerHelper(t *testing.T) {
 	}
 	os.Stdout.WriteString("READY\n")
 	time.Sleep(time.Minute)
+}
+
+// startReadyHelper runs the test binary's test named run as a helper
+// process with env added, and waits for it to print READY. The process is
+// killed at cleanup; the scanner reads the rest of its output.
+func startReadyHelper(t *testing.T, run, env string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^"+run+"$")
+	child.Env = append(os.Environ(), env)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		child.Process.Kill()
+		child.Wait()
+	})
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || lines.Text() != "READY" {
+		t.Fatalf("helper %s: %q", run, lines.Text())
+	}
+	return child, lines
 }

@@ -568,13 +568,27 @@ func (r *Reader) spinWait() bool {
 	if r.noSpin {
 		return false
 	}
-	deadline := time.Now().Add(r.spin)
+	return spinFor(r.spin, func() bool {
+		r.syncIfWriterWaits()
+		return r.ready()
+	})
+}
+
+// syncIfWriterWaits publishes the reader's position at once if a writer
+// waits and the position moved since it was last published.
+func (r *Reader) syncIfWriterWaits() {
+	if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
+		r.syncPosNow()
+	}
+}
+
+// spinFor calls poll until it reports true or d has passed, yielding the
+// processor every spinYield calls, and reports whether poll succeeded.
+func spinFor(d time.Duration, poll func() bool) bool {
+	deadline := time.Now().Add(d)
 	for i := 1; ; i++ {
-		if r.ready() {
+		if poll() {
 			return true
-		}
-		if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
-			r.syncPosNow()
 		}
 		if i%spinYield == 0 {
 			if time.Now().After(deadline) {

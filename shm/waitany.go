@@ -146,21 +146,10 @@ func (w *Waiter) done(rs []*Reader, since uint32) bool {
 // something; like Reader.spinWait, it publishes a reader's position at
 // once only when the writer waits for it.
 func (w *Waiter) spinWait(rs []*Reader, since uint32) bool {
-	deadline := time.Now().Add(w.spin)
-	for i := 1; ; i++ {
-		if w.done(rs, since) {
-			return true
-		}
+	return spinFor(w.spin, func() bool {
 		for _, r := range rs {
-			if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
-				r.syncPosNow()
-			}
+			r.syncIfWriterWaits()
 		}
-		if i%spinYield == 0 {
-			if time.Now().After(deadline) {
-				return false
-			}
-			runtime.Gosched()
-		}
-	}
+		return w.done(rs, since)
+	})
 }

@@ -333,10 +333,15 @@ func shmStream(ctx context.Context, nc *switchboard.Conn, subj string, n int) (f
 	if err := nc.Publish(subj, []byte("end")); err != nil {
 		return 0, err
 	}
-	m, err := done.NextMsg(ctx)
+	// Everything is published; the peer answers once it read the end. A
+	// hub that cut the peer off as a slow consumer (a long stream over
+	// the socket) means no answer: do not wait for ever.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	m, err := done.NextMsg(wctx)
 	el := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("stream: %w", err)
+		return 0, fmt.Errorf("stream: no count from the peer a minute after the last message (did the hub drop it as a slow consumer?): %w", err)
 	}
 	var got, missed int
 	if _, err := fmt.Sscanf(string(m.Data), "%d %d", &got, &missed); err != nil {
