@@ -234,8 +234,11 @@ func TestProcPeerReclaim(t *testing.T) {
 			}
 		}
 	}
+	// A writer killed between a slot's "done" and its store of the write
+	// sequence leaves one complete message the header does not count yet;
+	// readers go by the slots.
 	st := reg.Stats()
-	if read+missed != st.WriteSeq || r.Pos() != st.WriteSeq {
+	if read+missed != r.Pos() || r.Pos() != st.WriteSeq && r.Pos() != st.WriteSeq+1 {
 		t.Errorf("read %d + missed %d, position %d; the publisher published %d", read, missed, r.Pos(), st.WriteSeq)
 	}
 	if got := cur.Position(); got != r.Pos() {

@@ -1,6 +1,8 @@
 package webdb
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"switchboard"
 	"switchboard/internal/proctest"
 )
 
@@ -58,9 +61,13 @@ func TestWebAsksDatabase(t *testing.T) {
 	}
 
 	// With the database gone, the web server learns it at once (no
-	// responders) instead of waiting out its 2 s timeout.
+	// responders) instead of waiting out its 2 s timeout. A request that
+	// reaches the hub before it has noticed the death is lost like any
+	// message to a process that just died (CI once hit that window), so
+	// first wait until the hub answers "no responders" to a probe.
 	db.Cmd.Process.Kill()
 	db.Wait(10 * time.Second)
+	waitNoResponders(t, "unix://"+sock, "db.user.get")
 	start := time.Now()
 	code, body := get(t, base+"/user?id=1")
 	if code != http.StatusServiceUnavailable {
@@ -75,5 +82,29 @@ func TestWebAsksDatabase(t *testing.T) {
 	hub.Signal(syscall.SIGTERM)
 	if code := hub.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("hub exited %d after SIGTERM; output:\n%s", code, hub.Output())
+	}
+}
+
+// waitNoResponders sends probe requests on subj until the hub answers that
+// nobody is subscribed.
+func waitNoResponders(t *testing.T, url, subj string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "probe", NoReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err := nc.Request(rctx, subj, []byte(`{"id":0}`))
+		rcancel()
+		if errors.Is(err, switchboard.ErrNoResponders) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the hub still routes %s 10 s after the database died: %v", subj, err)
+		}
 	}
 }
