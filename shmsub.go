@@ -206,6 +206,12 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, r := range rings {
+		if r.viewOut.Load() {
+			// Lent out as a View (maybe the caller's own, still held):
+			// a watcher would wait for r.mu until its Release, and stop
+			// for the watcher. Nothing can be read from it meanwhile.
+			continue
+		}
 		wg.Add(1)
 		unhook := context.AfterFunc(r.ctx, cancel) // detached: stop waiting
 		s.conn.spawn(func(*worker) {

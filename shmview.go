@@ -50,10 +50,7 @@ func (v *View) Release() bool {
 	}
 	v.ring = nil
 	ok := r.rd.Release()
-	r.viewOut.Store(false)
-	if r.dropPending.Load() {
-		v.Sub.conn.dropRingLocked(v.Sub, r) // detached while lent out
-	}
+	v.Sub.unlendLocked(r) // unmaps r if it was detached while lent out
 	r.mu.Unlock()
 	if !ok {
 		v.Sub.missed(1)
@@ -145,6 +142,10 @@ func (s *Subscription) pollView() *View {
 			if err != nil {
 				break
 			}
+			// From here r counts as lent out, so that shmDetachAll
+			// (AutoUnsubscribe, Unsubscribe, Close on another goroutine)
+			// leaves its unmapping to us instead of waiting for r.mu.
+			r.viewOut.Store(true)
 			if m.Missed > 0 {
 				s.missed(m.Missed)
 			}
@@ -152,6 +153,9 @@ func (s *Subscription) pollView() *View {
 			if !ok {
 				r.rd.Release()
 				s.missed(1)
+				if s.unlendLocked(r) {
+					break // detached meanwhile
+				}
 				continue
 			}
 			take, last := s.countView()
@@ -159,17 +163,28 @@ func (s *Subscription) pollView() *View {
 			case !take:
 				// The AutoUnsubscribe count was reached: nothing more.
 				r.rd.Release()
+				s.unlendLocked(r)
 				r.mu.Unlock()
 				return nil
 			case last:
 				return s.finalView(r, v)
 			}
-			r.viewOut.Store(true)
 			return v // r.mu stays held until Release
 		}
 		r.mu.Unlock()
 	}
 	return nil
+}
+
+// unlendLocked ends r's lent-out state and unmaps r if it was detached
+// meanwhile (reporting true). Called with r.mu held.
+func (s *Subscription) unlendLocked(r *subRing) bool {
+	r.viewOut.Store(false)
+	if r.dropPending.Load() {
+		s.conn.dropRingLocked(s, r)
+		return true
+	}
+	return false
 }
 
 // finalView turns v, the view that reached the AutoUnsubscribe count, into
@@ -181,6 +196,7 @@ func (s *Subscription) finalView(r *subRing, v *View) *View {
 	*cp = View{Subject: v.Subject, Reply: v.Reply, Header: v.Header, Data: bytes.Clone(v.Data), Sub: s}
 	v.ring = nil
 	ok := r.rd.Release()
+	s.unlendLocked(r)
 	r.mu.Unlock()
 	s.conn.endCounted(s)
 	if !ok {

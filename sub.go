@@ -224,15 +224,14 @@ func (s *Subscription) countView() (ok, last bool) {
 		// settle it under the lock, the view counted.
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.closed || s.finishing {
-			return true, false // it is being ended already
-		}
 		n := s.receivedLocked()
-		if n > s.max {
+		if s.closed || n > s.max {
 			s.viewed.Add(-1)
 			return false, false
 		}
-		return true, n == s.max
+		// At the count: last, unless AutoUnsubscribe saw it and is
+		// ending the subscription already.
+		return true, n == s.max && !s.finishing
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -121,7 +121,7 @@
 //	   128     4  sleeping: futex value + 1    (CurOffSleeping)
 //
 // [Reader.AttachCursor] makes the reader publish its position as it moves
-// (every slots/8 messages, and exactly before it sleeps) and set the flag
+// and set the flag
 // around FUTEX_WAIT. [Writer.AddReader] switches the writer to tracked
 // mode: Send makes the FUTEX_WAKE syscall only if a tracked reader sleeps
 // (a store of the write sequence, then a load of the flags, against the

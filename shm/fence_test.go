@@ -183,3 +183,43 @@ func TestBlockedWriterWokenByRelease(t *testing.T) {
 			at.Sub(freed).Round(time.Millisecond), r.cur.Position(), w.Seq())
 	}
 }
+
+// TestBlockedWriterSeesEarlierRelease: a 16-slot ring is full; its only
+// (blocking) reader takes and releases one message and then pauses, before
+// the writer blocks. The writer must see that release and go on. (When
+// readers published their position only every slots/8 messages, nothing
+// was stored, and the writer waited for the reader's next call or its
+// block timeout; found in review.)
+func TestBlockedWriterSeesEarlierRelease(t *testing.T) {
+	w, rs, _ := trackedPair(t, 16, 16, true)
+	r := rs[0]
+	w.SetBlockTimeout(time.Hour)
+	var p [8]byte
+	for range 16 {
+		if err := w.Publish(p[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.TryNext(); err != nil {
+		t.Fatal(err)
+	}
+	r.Release() // frees slot 0, the one the 17th message needs
+	done := make(chan time.Time, 1)
+	freed := time.Now()
+	go func() {
+		if err := w.Publish(p[:]); err != nil {
+			t.Error(err)
+		}
+		done <- time.Now()
+	}()
+	select {
+	case at := <-done:
+		t.Logf("writer went on %v after the slot was freed", at.Sub(freed))
+	case <-time.After(2 * time.Second):
+		pos := r.cur.Position()
+		r.syncPosNow() // the reader's next call would do this; unblocks the writer
+		at := <-done
+		t.Errorf("writer blocked %v on a slot its reader freed before it blocked (cursor said %d, reader at %d)",
+			at.Sub(freed).Round(time.Millisecond), pos, r.Pos())
+	}
+}

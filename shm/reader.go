@@ -51,8 +51,12 @@ type Reader struct {
 	noSpin  bool          // SetSpin(false): sleep at once
 	fenceMu atomic.Uint32 // target of the read fence; never shared
 
-	cur     *Cursor // attached cursor block, or nil
-	lastPos uint64  // the position last stored into cur
+	cur *Cursor // attached cursor block, or nil
+	// fenceless: syncPos stores the position with a plain store (x86, this
+	// process registered for membarrier); a waiting writer runs
+	// membarrier before it loads positions (see syncPos).
+	fenceless bool
+	lastPos   uint64 // the position last stored into cur
 }
 
 // maxSleep bounds one FUTEX_WAIT of a reader in Next; a variable only so
@@ -86,11 +90,12 @@ func NewReader(mem []byte) (*Reader, error) {
 		return nil, err
 	}
 	return &Reader{
-		mem:   mem,
-		g:     g,
-		futex: addr32(mem, OffFutex),
-		next:  u64(mem, OffWriteSeq).Load(),
-		spin:  maxSpin,
+		mem:       mem,
+		g:         g,
+		futex:     addr32(mem, OffFutex),
+		next:      u64(mem, OffWriteSeq).Load(),
+		spin:      maxSpin,
+		fenceless: tso && asymmetricFences(),
 	}, nil
 }
 
@@ -99,8 +104,8 @@ func (r *Reader) Pos() uint64 { return r.next }
 
 // AttachCursor makes the reader publish its position and its sleeps in c,
 // a read-write mapping of its cursor block, from now on: the position
-// after every message it returns or releases (one atomic store when it
-// changed), and the sleeping flag around every FUTEX_WAIT. A writer that
+// after every message it returns or releases (one store when it changed),
+// and the sleeping flag around every FUTEX_WAIT. A writer that
 // tracks its readers (Writer.AddReader) uses them to skip wake-ups nobody
 // needs and to block for this reader. AttachCursor(nil) detaches the
 // current cursor, leaving NoPosition in it. The cursor must stay open while
@@ -151,18 +156,22 @@ func (r *Reader) curPos() uint64 {
 // sees the flag and wakes it: a blocked writer never misses the advance it
 // asked for.
 //
-// While the reader moves forward through a busy ring it publishes only every
-// slots/8 messages (see posEvery), or at once when it reaches the position
-// a waiting writer asked for (OffWriterWaitFor: what the writer needs),
-// and it wakes the writer only for that store: each store would otherwise
-// move the cursor's cache line to the reader and back to the writer on
-// every message, and each wake-up costs a syscall. With ten readers of
-// one ring in a process, waking the writer at every store cost more than
-// one FUTEX_WAKE per message. A stale position is a smaller one, so a
-// writer only ever waits too early, never overwrites what the reader still needs;
-// the reader publishes exactly before it idles (Wait), when the ring is
-// closed, and when it moves back (Seek, Rewind), so an idle reader always
-// reads as caught up.
+// Every move is stored: the writer reads the position only when it may
+// have to wait (and the sleeping flag, which it loads after every message,
+// has a cache line of its own), so the store stays on a line the reader
+// owns. On x86 with membarrier it is a plain store: an atomic one is an
+// XCHG, which waits until every earlier store of this goroutine is out,
+// such as the slot of the reply it just published (a ping-pong's other
+// ring), and cost a 16 B ping-pong 40 ns a round trip. The Dekker partner,
+// a writer about to wait, then runs membarrier(GLOBAL_EXPEDITED) between
+// its store of the flag and its loads of positions, the barrier this
+// store leaves out. (Storing only every slots/8 messages hid
+// a release from a writer that blocked just after it: with the reader
+// paused, the writer waited for its next call, or its block timeout,
+// although the slot it needed was free.) The writer is woken only by the
+// store that reaches the position it asked for (OffWriterWaitFor), once
+// per wait, not by every store: with ten readers of one ring in a process,
+// a wake-up per store cost more than one syscall per message.
 func (r *Reader) syncPos() {
 	c := r.cur
 	if c == nil {
@@ -176,32 +185,18 @@ func (r *Reader) syncPos() {
 		r.storePos(c, p) // moved back
 		return
 	}
-	if p-r.lastPos < r.posEvery() && !r.reachesWaitFor(p) {
-		return
-	}
-	// Store, then load the flag (the Dekker order: see above), and wake a
-	// waiting writer only if this store reached the position it asked
-	// for: not for every periodic store, which with many readers of one
-	// ring cost more than a wake-up per message.
 	last := r.lastPos
 	r.lastPos = p
-	c.position().Store(p)
+	if r.fenceless {
+		store64(c.mem, CurOffPosition, p)
+	} else {
+		c.position().Store(p)
+	}
 	if u32(r.mem, OffWriterWaiting).Load() != 0 {
 		if t := u64(r.mem, OffWriterWaitFor).Load(); last < t && p >= t {
 			r.wake(c)
 		}
 	}
-}
-
-// reachesWaitFor reports whether p reaches the position a waiting writer
-// asked for and the last stored position did not. It decides only whether
-// to store now; the wake-up is decided after the store.
-func (r *Reader) reachesWaitFor(p uint64) bool {
-	if u32(r.mem, OffWriterWaiting).Load() == 0 {
-		return false
-	}
-	t := u64(r.mem, OffWriterWaitFor).Load()
-	return r.lastPos < t && p >= t
 }
 
 // syncPosNow publishes the reader's position at once.
@@ -210,10 +205,6 @@ func (r *Reader) syncPosNow() {
 		r.storePos(c, r.curPos())
 	}
 }
-
-// posEvery is how many messages a reader moving forward may go between
-// publishing its position.
-func (r *Reader) posEvery() uint64 { return max(1, r.g.slots/8) }
 
 func (r *Reader) storePos(c *Cursor, p uint64) {
 	r.lastPos = p
@@ -310,9 +301,6 @@ func (r *Reader) TryNext() (Msg, error) {
 	if err != nil && err != ErrEmpty {
 		r.syncPosNow() // closed, or stuck on corruption: say exactly where
 	} else {
-		// Caught up (ErrEmpty) is published lazily too: a reader that
-		// polls in a loop would store its cursor at every message. Wait
-		// publishes exactly before it idles.
 		r.syncPos()
 	}
 	return m, err

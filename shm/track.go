@@ -355,6 +355,11 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 	waiting := u32(w.mem, OffWriterWaiting)
 	waiting.Store(1)
 	defer waiting.Store(0)
+	// Readers in processes registered for membarrier store positions with
+	// plain stores (Reader.syncPos): this makes any such store made before
+	// now visible to the loads below, and a reader's later load of the
+	// flag sees it set. If it fails, a missed store costs one blockNap.
+	globalBarrier()
 	if ctx != nil && ctx.Done() != nil {
 		w.waitAddr.Store(t.addr)
 		stop := context.AfterFunc(ctx, func() {
