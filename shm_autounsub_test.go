@@ -102,56 +102,6 @@ func TestShmAutoUnsubscribe(t *testing.T) {
 // (found in review). Here AutoUnsubscribe runs on another goroutine so
 // that the test can release the View and report.
 func TestShmAutoUnsubscribeWhileHoldingView(t *testing.T) {
-	sh := startShmHub(t, 1<<20)
-	sub := shmConnect(t, sh.unix, nil)
-	pub := shmConnect(t, sh.unix, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s, err := sub.SubscribeSync("auto.view")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := pub.Publish("auto.view", []byte("first")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a ring", func() bool { return switchboard.ShmWriting(pub) > 0 })
-	for range 20 {
-		if err := pub.Publish("auto.view", []byte("ring")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := pub.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var held *switchboard.View
-	n := 0
-	for range 21 {
-		v, err := s.NextView(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-		if switchboard.ViewInRing(v) {
-			held = v
-			break
-		}
-		v.Release()
-	}
-	if held == nil {
-		t.Skip("no message came through the ring")
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.AutoUnsubscribe(n) }()
-	select {
-	case err := <-done:
-		held.Release()
-		t.Logf("AutoUnsubscribe(%d) with a ring view held: %v", n, err)
-	case <-time.After(3 * time.Second):
-		held.Release() // unblocks it; on one goroutine nothing would
-		<-done
-		t.Errorf("AutoUnsubscribe(%d) blocked while the caller held a ring View (deadlock on one goroutine, with Conn.mu held)", n)
-	}
+	s, held, n := holdRingView(t, "auto.view")
+	returnsWhileHeld(t, held, "AutoUnsubscribe", func() error { return s.AutoUnsubscribe(n) })
 }
