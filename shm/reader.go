@@ -458,7 +458,7 @@ func (r *Reader) Wait(ctx context.Context) error {
 			stop()
 		}
 		if flagged {
-			r.cur.sleeping().Store(0)
+			r.clearSleep()
 		}
 	}()
 	for {
@@ -477,7 +477,6 @@ func (r *Reader) Wait(ctx context.Context) error {
 				continue
 			}
 		}
-		r.syncPosNow() // about to sleep: say exactly where
 		f, d := r.sleepOn()
 		flagged = flagged || r.cur != nil
 		if r.ready() {
@@ -525,15 +524,31 @@ func (r *Reader) Wait(ctx context.Context) error {
 // 2^32 wake-ups the value + 1 wraps to 0 and the reader sleeps until its
 // maxSleep re-poll.)
 func (r *Reader) sleepOn() (uint32, time.Duration) {
-	f := u32(r.mem, OffFutex).Load()
-	if r.cur == nil {
-		return f, maxSleep
-	}
-	r.cur.sleeping().Store(f + 1)
-	if u32(r.mem, OffFencelessWriter).Load() != 0 && !globalBarrier() {
+	f, fenceless := r.flagSleep()
+	if fenceless && !globalBarrier() {
 		return f, fencelessNap
 	}
 	return f, maxSleep
+}
+
+// flagSleep loads the ring's futex word f and, with a cursor, stores
+// "sleeping on f" (f + 1) in it. fenceless reports that the flag was
+// stored on a fenceless writer's ring: the caller owes a membarrier
+// before it checks the ring again (see sleepOn).
+func (r *Reader) flagSleep() (f uint32, fenceless bool) {
+	f = u32(r.mem, OffFutex).Load()
+	if r.cur == nil {
+		return f, false
+	}
+	r.cur.sleeping().Store(f + 1)
+	return f, u32(r.mem, OffFencelessWriter).Load() != 0
+}
+
+// clearSleep clears the cursor's sleeping flag that flagSleep set.
+func (r *Reader) clearSleep() {
+	if r.cur != nil {
+		r.cur.sleeping().Store(0)
+	}
 }
 
 // fencelessNap bounds a reader's sleep on a fenceless writer's ring when
@@ -547,27 +562,13 @@ const fencelessNap = time.Millisecond
 func (r *Reader) SetSpin(on bool) { r.noSpin = !on }
 
 // spinWait polls the write sequence for up to r.spin and reports whether
-// something changed (a message, or the ring closing). The reader's
-// position is published before it sleeps, not before it spins (a reader
-// that keeps up idles after nearly every message, and each store would
-// take the cursor's cache line from the writer), or at once while the
-// writer waits for it.
+// something changed (a message, or the ring closing). The position needs
+// no publishing here: syncPos stored it at the last move.
 func (r *Reader) spinWait() bool {
 	if r.noSpin {
 		return false
 	}
-	return spinFor(r.spin, func() bool {
-		r.syncIfWriterWaits()
-		return r.ready()
-	})
-}
-
-// syncIfWriterWaits publishes the reader's position at once if a writer
-// waits and the position moved since it was last published.
-func (r *Reader) syncIfWriterWaits() {
-	if r.cur != nil && r.lastPos != r.curPos() && u32(r.mem, OffWriterWaiting).Load() != 0 {
-		r.syncPosNow()
-	}
+	return spinFor(r.spin, r.ready)
 }
 
 // spinFor calls poll until it reports true or d has passed, yielding the

@@ -79,21 +79,15 @@ func (w *Waiter) Wait(ctx context.Context, rs []*Reader, since uint32) error {
 		if len(ws) == maxWaitv {
 			break
 		}
-		r.syncPosNow() // about to sleep: say exactly where
-		f := u32(r.mem, OffFutex).Load()
-		if r.cur != nil {
-			r.cur.sleeping().Store(f + 1)
-		}
-		fenceless = fenceless || u32(r.mem, OffFencelessWriter).Load() != 0
+		f, fl := r.flagSleep()
+		fenceless = fenceless || fl
 		ws = append(ws, futexWaitv{val: uint64(f), uaddr: uint64(uintptr(unsafe.Pointer(r.futex))), flags: futex2Size32})
 		n++
 	}
 	w.ws = ws
 	defer func() {
 		for _, r := range rs[:n] {
-			if r.cur != nil {
-				r.cur.sleeping().Store(0)
-			}
+			r.clearSleep()
 		}
 	}()
 	d := maxSleep
@@ -143,13 +137,7 @@ func (w *Waiter) done(rs []*Reader, since uint32) bool {
 }
 
 // spinWait polls rs for up to w.spin and reports whether it found
-// something; like Reader.spinWait, it publishes a reader's position at
-// once only when the writer waits for it.
+// something.
 func (w *Waiter) spinWait(rs []*Reader, since uint32) bool {
-	return spinFor(w.spin, func() bool {
-		for _, r := range rs {
-			r.syncIfWriterWaits()
-		}
-		return w.done(rs, since)
-	})
+	return spinFor(w.spin, func() bool { return w.done(rs, since) })
 }
