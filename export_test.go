@@ -39,3 +39,6 @@ var DecodePubAck = decodePubAck
 
 // ViewInRing reports whether v is held in place in a ring (tests only).
 func ViewInRing(v *View) bool { return v.ring != nil }
+
+// ShmReading reports how many rings the subscription reads (tests only).
+func ShmReading(s *Subscription) int { return int(s.nrings.Load()) }

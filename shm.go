@@ -239,8 +239,9 @@ func (c *Conn) shmOp(m *protocol.ShmControl, fds []int) error {
 }
 
 // shmLost drops every ring when the connection is lost. The subscriptions'
-// ring readers stop; publishes go over the socket until the hub hands out
-// new rings on the next connection.
+// ring readers stop, after queueing what the rings held (as the pump does
+// for the rings it reads); publishes go over the socket until the hub
+// hands out new rings on the next connection.
 func (c *Conn) shmLost() {
 	st := c.shm
 	if st == nil {
@@ -270,7 +271,7 @@ func (c *Conn) shmLost() {
 	}
 	c.mu.RUnlock()
 	for _, s := range subs {
-		s.shmDetachAll()
+		s.shmDetachAll(true)
 	}
 }
 

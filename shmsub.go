@@ -38,9 +38,11 @@ type subRing struct {
 	okSubj string // the last subject that passed the checks
 	view   View   // what NextView returns for this ring; r.mu held until Release
 	// viewOut is set while a View of r is lent out (holding r.mu);
-	// dropPending asks its Release to unmap r (see shmDetachAll).
-	viewOut     atomic.Bool
-	dropPending atomic.Bool
+	// dropPending asks its Release to unmap r (see shmDetachAll), and
+	// drainPending to queue what r holds first.
+	viewOut      atomic.Bool
+	dropPending  atomic.Bool
+	drainPending atomic.Bool
 }
 
 // frame parses and checks the frame in a view of r. Called with r.mu held.
@@ -260,21 +262,29 @@ func (s *Subscription) dropRing(r *subRing) {
 		if o == r {
 			s.rings = append(s.rings[:i:i], s.rings[i+1:]...)
 			s.ringsChangedLocked()
+			if s.finishing && len(s.rings) == 0 {
+				s.wake() // the delivery goroutine waits for the pump to drain
+			}
 			return
 		}
 	}
 }
 
-// shmDetachAll stops reading every ring (the subscription ended, or the
-// connection was lost).
-func (s *Subscription) shmDetachAll() {
+// shmDetachAll stops reading every ring: the subscription ended, or the
+// connection was lost (drain false), or it finishes (drain true: Drain, or
+// the AutoUnsubscribe count reached). A finishing subscription gets what
+// its rings hold already, as the socket reader hands over what it has
+// read: the ring pump empties the rings of callback, channel and request
+// subscriptions before it unmaps them, and those of a SubscribeSync
+// subscription are emptied into its queue here.
+func (s *Subscription) shmDetachAll(drain bool) {
 	s.mu.Lock()
 	rings := s.rings
 	s.mu.Unlock()
 	for _, r := range rings {
 		r.cancel()
 		if !r.direct {
-			continue // the pump drops it
+			continue // the pump drains and drops it
 		}
 		// No goroutine owns it: unmap it here (a watcher, cancelled above,
 		// lets go of it first). A View lent out holds r.mu until its
@@ -282,14 +292,38 @@ func (s *Subscription) shmDetachAll() {
 		// with a View in hand): then Release unmaps it. Dekker with
 		// Release, which clears viewOut, then loads dropPending: one of
 		// the two sees the other, and a second drop is a no-op.
+		if drain {
+			r.drainPending.Store(true)
+		}
 		r.dropPending.Store(true)
 		if r.viewOut.Load() {
 			continue
 		}
 		r.mu.Lock()
-		s.conn.dropRingLocked(s, r)
+		s.conn.detachRingLocked(s, r)
 		r.mu.Unlock()
 	}
+}
+
+// detachRingLocked unmaps r, a detached ring of a SubscribeSync
+// subscription; if the subscription is finishing, it first queues what r
+// holds, up to as many messages as the pump drains from a ring. Called
+// with r.mu held.
+func (c *Conn) detachRingLocked(s *Subscription, r *subRing) {
+	if r.drainPending.Load() && !r.gone {
+		for range pumpDrainBatches * pumpBatch {
+			m, err := r.rd.TryNext()
+			if errors.Is(err, shm.ErrCorrupt) {
+				continue
+			}
+			if err != nil || c.ringDeliver(s, r, m) {
+				// Empty, closed, or the AutoUnsubscribe count reached:
+				// the subscription takes nothing more.
+				break
+			}
+		}
+	}
+	c.dropRingLocked(s, r)
 }
 
 // ringsChangedLocked publishes a change of s.rings to the readers that do

@@ -181,7 +181,7 @@ func (s *Subscription) pollView() *View {
 func (s *Subscription) unlendLocked(r *subRing) bool {
 	r.viewOut.Store(false)
 	if r.dropPending.Load() {
-		s.conn.dropRingLocked(s, r)
+		s.conn.detachRingLocked(s, r)
 		return true
 	}
 	return false

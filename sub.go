@@ -282,7 +282,9 @@ func (s *Subscription) deliverLoop() {
 	defer close(s.done)
 	for {
 		s.mu.Lock()
-		for s.head == len(s.q) && !s.closed && !s.finishing {
+		// A finishing subscription delivers what its rings held too:
+		// the pump drains them after the queue may have run empty.
+		for s.head == len(s.q) && !s.closed && !(s.finishing && len(s.rings) == 0) {
 			s.mu.Unlock()
 			<-s.kick
 			s.mu.Lock()
@@ -306,7 +308,7 @@ func (s *Subscription) shut() {
 	s.q, s.head, s.pendBytes = nil, 0, 0
 	s.note()
 	s.mu.Unlock()
-	s.shmDetachAll()
+	s.shmDetachAll(false)
 	s.wake()
 }
 
@@ -317,7 +319,7 @@ func (s *Subscription) finish() {
 	s.finishing = true
 	s.note()
 	s.mu.Unlock()
-	s.shmDetachAll()
+	s.shmDetachAll(true)
 	s.wake()
 }
 
