@@ -130,6 +130,9 @@ func (p *ringPump) read(e *pumpRing) int {
 	}
 	res := pumpEmpty
 	for range pumpBatch {
+		if r.drained() {
+			return pumpEmpty // what was published after the drain began is not for s
+		}
 		m, err := r.rd.TryNext()
 		if err == shm.ErrEmpty {
 			return res
@@ -158,6 +161,13 @@ func (p *ringPump) drain(e *pumpRing) {
 	}
 	if res == pumpLast {
 		e.c.endCounted(e.s) // before drop: the Conn may be closing
+	}
+	if e.r.drainPending.Load() {
+		e.r.mu.Lock()
+		if !e.r.gone {
+			e.s.countUnreported(e.r)
+		}
+		e.r.mu.Unlock()
 	}
 	p.drop(e)
 }

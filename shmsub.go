@@ -43,6 +43,7 @@ type subRing struct {
 	viewOut      atomic.Bool
 	dropPending  atomic.Bool
 	drainPending atomic.Bool
+	drainTo      atomic.Uint64 // with drainPending: the write sequence when the ring was detached
 }
 
 // frame parses and checks the frame in a view of r. Called with r.mu held.
@@ -282,6 +283,10 @@ func (s *Subscription) shmDetachAll(drain bool) {
 	rings := s.rings
 	s.mu.Unlock()
 	for _, r := range rings {
+		if drain {
+			r.drainTo.Store(r.region.Stats().WriteSeq)
+			r.drainPending.Store(true)
+		}
 		r.cancel()
 		if !r.direct {
 			continue // the pump drains and drops it
@@ -292,38 +297,64 @@ func (s *Subscription) shmDetachAll(drain bool) {
 		// with a View in hand): then Release unmaps it. Dekker with
 		// Release, which clears viewOut, then loads dropPending: one of
 		// the two sees the other, and a second drop is a no-op.
-		if drain {
-			r.drainPending.Store(true)
-		}
 		r.dropPending.Store(true)
 		if r.viewOut.Load() {
 			continue
 		}
 		r.mu.Lock()
-		s.conn.detachRingLocked(s, r)
+		last := s.conn.detachRingLocked(s, r)
 		r.mu.Unlock()
+		if last {
+			s.conn.endCounted(s)
+		}
 	}
 }
 
 // detachRingLocked unmaps r, a detached ring of a SubscribeSync
-// subscription; if the subscription is finishing, it first queues what r
-// holds, up to as many messages as the pump drains from a ring. Called
-// with r.mu held.
-func (c *Conn) detachRingLocked(s *Subscription, r *subRing) {
+// subscription. If the detach was a drain, it first queues what r held
+// when it was detached (what was published after is not for this
+// subscription, as the hub would not have sent it), up to as many
+// messages as the pump drains from a ring, and counts what the reader
+// skipped and had not reported yet. last reports that a queued message
+// reached the AutoUnsubscribe count: the caller calls endCounted once it
+// let go of r.mu. Called with r.mu held.
+func (c *Conn) detachRingLocked(s *Subscription, r *subRing) (last bool) {
 	if r.drainPending.Load() && !r.gone {
 		for range pumpDrainBatches * pumpBatch {
+			if r.drained() || s.takesNoMore() {
+				break
+			}
 			m, err := r.rd.TryNext()
 			if errors.Is(err, shm.ErrCorrupt) {
 				continue
 			}
-			if err != nil || c.ringDeliver(s, r, m) {
-				// Empty, closed, or the AutoUnsubscribe count reached:
-				// the subscription takes nothing more.
+			if err != nil {
+				break // empty or closed
+			}
+			if last = c.ringDeliver(s, r, m); last {
 				break
 			}
 		}
+		s.countUnreported(r)
 	}
 	c.dropRingLocked(s, r)
+	return last
+}
+
+// drained reports whether a drain of r is done: r was detached by a drain
+// and the reader reached the write sequence of that moment. Called with
+// r.mu held.
+func (r *subRing) drained() bool {
+	return r.drainPending.Load() && r.rd.Pos() >= r.drainTo.Load()
+}
+
+// countUnreported counts what the reader of r skipped and no message
+// reported yet, before r is unmapped at the end of a drain. Called with
+// r.mu held.
+func (s *Subscription) countUnreported(r *subRing) {
+	if n := r.rd.Unreported(); n > 0 && !s.takesNoMore() {
+		s.missed(n)
+	}
 }
 
 // ringsChangedLocked publishes a change of s.rings to the readers that do

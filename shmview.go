@@ -50,10 +50,13 @@ func (v *View) Release() bool {
 	}
 	v.ring = nil
 	ok := r.rd.Release()
-	v.Sub.unlendLocked(r) // unmaps r if it was detached while lent out
+	_, last := v.Sub.unlendLocked(r) // unmaps r if it was detached while lent out
 	r.mu.Unlock()
 	if !ok {
 		v.Sub.missed(1)
+	}
+	if last {
+		v.Sub.conn.endCounted(v.Sub)
 	}
 	return ok
 }
@@ -128,6 +131,7 @@ func (s *Subscription) pollView() *View {
 			r.mu.Unlock()
 			continue
 		}
+		ended := false // the drain of a ring detached meanwhile reached the AutoUnsubscribe count
 		for {
 			m, err := r.rd.TryNext()
 			if err == shm.ErrEmpty {
@@ -153,7 +157,8 @@ func (s *Subscription) pollView() *View {
 			if !ok {
 				r.rd.Release()
 				s.missed(1)
-				if s.unlendLocked(r) {
+				var dropped bool
+				if dropped, ended = s.unlendLocked(r); dropped {
 					break // detached meanwhile
 				}
 				continue
@@ -163,8 +168,11 @@ func (s *Subscription) pollView() *View {
 			case !take:
 				// The AutoUnsubscribe count was reached: nothing more.
 				r.rd.Release()
-				s.unlendLocked(r)
+				_, ended = s.unlendLocked(r)
 				r.mu.Unlock()
+				if ended {
+					s.conn.endCounted(s)
+				}
 				return nil
 			case last:
 				return s.finalView(r, v)
@@ -172,19 +180,25 @@ func (s *Subscription) pollView() *View {
 			return v // r.mu stays held until Release
 		}
 		r.mu.Unlock()
+		if ended {
+			s.conn.endCounted(s)
+			return nil
+		}
 	}
 	return nil
 }
 
 // unlendLocked ends r's lent-out state and unmaps r if it was detached
-// meanwhile (reporting true). Called with r.mu held.
-func (s *Subscription) unlendLocked(r *subRing) bool {
+// meanwhile (reporting dropped), after the drain a finishing subscription
+// asked for; last reports that the drain reached the AutoUnsubscribe
+// count, and the caller must call endCounted once it let go of r.mu.
+// Called with r.mu held.
+func (s *Subscription) unlendLocked(r *subRing) (dropped, last bool) {
 	r.viewOut.Store(false)
 	if r.dropPending.Load() {
-		s.conn.detachRingLocked(s, r)
-		return true
+		return true, s.conn.detachRingLocked(s, r)
 	}
-	return false
+	return false, false
 }
 
 // finalView turns v, the view that reached the AutoUnsubscribe count, into

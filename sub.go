@@ -242,6 +242,14 @@ func (s *Subscription) countView() (ok, last bool) {
 	return true, s.receivedLocked() >= s.max
 }
 
+// takesNoMore reports whether the subscription delivers no further
+// message: closed, or its AutoUnsubscribe count reached.
+func (s *Subscription) takesNoMore() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.max > 0 && s.receivedLocked() >= s.max
+}
+
 // wake nudges the delivery goroutine or a NextMsg caller.
 func (s *Subscription) wake() {
 	select {
@@ -502,6 +510,14 @@ func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error)
 	}
 	closed, finishing := s.closed, s.finishing
 	s.mu.Unlock()
+	if !closed && finishing && s.nrings.Load() > 0 {
+		// Drained, but rings are still being emptied into the queue (or
+		// are read directly meanwhile): not the end yet.
+		if err := ctx.Err(); err != nil {
+			return nil, ctxError(what, err)
+		}
+		return nil, nil
+	}
 	if closed || finishing {
 		s.wake() // pass the news on to any other caller
 		if s.conn.IsClosed() {

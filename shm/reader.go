@@ -247,6 +247,11 @@ func (r *Reader) Rewind() {
 // Stats returns the reader's counters.
 func (r *Reader) Stats() ReaderStats { return r.stats }
 
+// Unreported returns how many messages the reader has skipped (lapped,
+// overtaken, corrupt) since the last message it returned: the Missed of
+// the next Msg. A caller that stops reading counts them itself.
+func (r *Reader) Unreported() uint64 { return r.pending }
+
 // SlotSize returns S, the largest payload a message may have.
 func (r *Reader) SlotSize() int { return int(r.g.size) }
 
