@@ -509,10 +509,14 @@ func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error)
 		return m, nil
 	}
 	closed, finishing := s.closed, s.finishing
+	// Drained, but rings are still being emptied into the queue (or are
+	// read directly meanwhile; a ring lent out as a View is emptied at its
+	// Release): not the end yet, unless the count is reached and they
+	// have nothing more for us. Decided under s.mu, which every queue
+	// append and ring drop takes.
+	emptying := !closed && finishing && len(s.rings) > 0 && !(s.max > 0 && s.receivedLocked() >= s.max)
 	s.mu.Unlock()
-	if !closed && finishing && s.nrings.Load() > 0 {
-		// Drained, but rings are still being emptied into the queue (or
-		// are read directly meanwhile): not the end yet.
+	if emptying {
 		if err := ctx.Err(); err != nil {
 			return nil, ctxError(what, err)
 		}
