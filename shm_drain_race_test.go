@@ -29,21 +29,9 @@ import (
 // caller's NextMsg returns ErrBadSubscription at once; Release then
 // queues the ring's messages, which NextMsg had said were not there.
 func TestShmDrainSyncHeldViewNotEndedEarly(t *testing.T) {
-	pub, sub, warm := shmDrainSetup(t, "rv.held", func(nc *switchboard.Conn) *switchboard.Subscription {
-		s, err := nc.SubscribeSync("rv.held")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	pub, sub, warm := shmDrainSetup(t, "rv.held", syncSub(t, "rv.held"))
 	const n = 40
-	buf := make([]byte, 8)
-	for i := range n {
-		binary.LittleEndian.PutUint64(buf, uint64(warm+i))
-		if err := pub.Publish("rv.held", buf); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishSeq(t, pub, "rv.held", warm, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var held *switchboard.View
@@ -87,13 +75,7 @@ func TestShmDrainSyncConcurrentNextMsg(t *testing.T) {
 	bad := 0
 	const rounds = 10
 	for round := range rounds {
-		pub, sub, warm := shmDrainSetup(t, "rv.conc", func(nc *switchboard.Conn) *switchboard.Subscription {
-			s, err := nc.SubscribeSync("rv.conc")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
+		pub, sub, warm := shmDrainSetup(t, "rv.conc", syncSub(t, "rv.conc"))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		var stop atomic.Bool
 		var wg sync.WaitGroup
@@ -272,13 +254,7 @@ func TestShmDrainSyncLivePublisher(t *testing.T) {
 	bad := 0
 	const rounds = 5
 	for round := range rounds {
-		pub, sub, warm := shmDrainSetup(t, "rv.lap", func(nc *switchboard.Conn) *switchboard.Subscription {
-			s, err := nc.SubscribeSync("rv.lap")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		})
+		pub, sub, warm := shmDrainSetup(t, "rv.lap", syncSub(t, "rv.lap"))
 		var stop atomic.Bool
 		var published atomic.Int64
 		done := make(chan struct{})

@@ -35,6 +35,29 @@ func shmDrainSetup(t *testing.T, subj string, subscribe func(*switchboard.Conn) 
 	return pub, sub, warm
 }
 
+// syncSub is a shmDrainSetup subscribe function: SubscribeSync on subj.
+func syncSub(t *testing.T, subj string) func(*switchboard.Conn) *switchboard.Subscription {
+	return func(nc *switchboard.Conn) *switchboard.Subscription {
+		s, err := nc.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
+// publishSeq publishes n 8-byte messages numbered from first to subj.
+func publishSeq(t *testing.T, pub *switchboard.Conn, subj string, first, n int) {
+	t.Helper()
+	buf := make([]byte, 8)
+	for i := range n {
+		binary.LittleEndian.PutUint64(buf, uint64(first+i))
+		if err := pub.Publish(subj, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestShmDrainCallbackDeliversRing: Drain of a callback subscription
 // delivers what is still in its rings before it returns. The ring pump
 // empties a detached ring after Drain began; the subscription's goroutine
@@ -51,13 +74,7 @@ func TestShmDrainCallbackDeliversRing(t *testing.T) {
 			return s
 		})
 		const n = 3000
-		buf := make([]byte, 8)
-		for i := range n {
-			binary.LittleEndian.PutUint64(buf, uint64(warm+i))
-			if err := pub.Publish("drain.cb", buf); err != nil {
-				t.Fatal(err)
-			}
-		}
+		publishSeq(t, pub, "drain.cb", warm, n)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		if err := sub.Drain(ctx); err != nil {
 			t.Fatal(err)
@@ -74,23 +91,11 @@ func TestShmDrainCallbackDeliversRing(t *testing.T) {
 // the rings of a SubscribeSync subscription at once, with their unread
 // messages.
 func TestShmDrainSyncKeepsRing(t *testing.T) {
-	pub, sub, warm := shmDrainSetup(t, "drain.sync", func(nc *switchboard.Conn) *switchboard.Subscription {
-		s, err := nc.SubscribeSync("drain.sync")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	})
+	pub, sub, warm := shmDrainSetup(t, "drain.sync", syncSub(t, "drain.sync"))
 	// Fewer than the ring's 64 slots: the blocking ring takes them all
 	// with nobody reading.
 	const n = 40
-	buf := make([]byte, 8)
-	for i := range n {
-		binary.LittleEndian.PutUint64(buf, uint64(warm+i))
-		if err := pub.Publish("drain.sync", buf); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishSeq(t, pub, "drain.sync", warm, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := sub.Drain(ctx); err != nil {

@@ -159,12 +159,12 @@ func (c *Conn) subscribe(subject, queue string, kind subKind, cb func(*Msg), ch 
 // when m was the last message of an AutoUnsubscribe count.
 func (s *Subscription) deliver(m *Msg) (last bool) {
 	s.mu.Lock()
-	if s.closed || s.max > 0 && s.receivedLocked() >= s.max {
+	if s.closed || s.countReachedLocked() {
 		s.mu.Unlock()
 		return false
 	}
 	s.received++
-	last = s.max > 0 && s.receivedLocked() >= s.max
+	last = s.countReachedLocked()
 	accepted := false
 	switch s.kind {
 	case kindChan:
@@ -247,7 +247,13 @@ func (s *Subscription) countView() (ok, last bool) {
 func (s *Subscription) takesNoMore() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed || s.max > 0 && s.receivedLocked() >= s.max
+	return s.closed || s.countReachedLocked()
+}
+
+// countReachedLocked reports whether an AutoUnsubscribe count is set and
+// reached. Called with s.mu held.
+func (s *Subscription) countReachedLocked() bool {
+	return s.max > 0 && s.receivedLocked() >= s.max
 }
 
 // wake nudges the delivery goroutine or a NextMsg caller.
@@ -514,7 +520,7 @@ func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error)
 	// Release): not the end yet, unless the count is reached and they
 	// have nothing more for us. Decided under s.mu, which every queue
 	// append and ring drop takes.
-	emptying := !closed && finishing && len(s.rings) > 0 && !(s.max > 0 && s.receivedLocked() >= s.max)
+	emptying := !closed && finishing && len(s.rings) > 0 && !s.countReachedLocked()
 	s.mu.Unlock()
 	if emptying {
 		if err := ctx.Err(); err != nil {
