@@ -235,9 +235,11 @@ func (r *Reader) Rewind() {
 	r.next = 0
 	if w >= r.g.slots {
 		r.next = w - r.g.slots
-		if u64(r.mem, r.g.slotOff(w)+SlotOffSeq).Load() == 2*w+1 {
-			// Slot w-N is the writer's next, marked "writing" already
-			// (Writer.markAhead): the oldest message left is w-N+1.
+		if s := u64(r.mem, r.g.slotOff(w)+SlotOffSeq).Load(); s == 2*w+1 || s == 2*w+2 {
+			// Slot w-N holds the writer's next: marked "writing" already
+			// (Writer.markAhead), or even complete (a writer killed
+			// between "done" and its store of the write sequence). The
+			// oldest message left is w-N+1.
 			r.next++
 		}
 	}
