@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -317,7 +318,13 @@ func TestShmLateSubscriberInOrder(t *testing.T) {
 	}()
 	go func() { // keep the first subscriber reading: it blocks the publisher
 		for {
-			if _, err := fs.NextMsg(context.Background()); err != nil {
+			// Before the ring is ready the publisher floods the socket, and
+			// this subscriber may drop some of that (ErrSlowConsumer, once):
+			// read on. Returning here left the publisher blocked on its
+			// cursor until the block timeout (5 s), and the late subscriber
+			// sometimes never got its ring.
+			_, err := fs.NextMsg(context.Background())
+			if err != nil && !errors.Is(err, switchboard.ErrSlowConsumer) {
 				return
 			}
 		}
