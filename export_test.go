@@ -42,3 +42,18 @@ func ViewInRing(v *View) bool { return v.ring != nil }
 
 // ShmReading reports how many rings the subscription reads (tests only).
 func ShmReading(s *Subscription) int { return int(s.nrings.Load()) }
+
+// ShmTracked reports how many reader cursors the Conn's rings track
+// (tests only).
+func ShmTracked(c *Conn) int {
+	if c.shm == nil {
+		return 0
+	}
+	c.shm.mu.Lock()
+	defer c.shm.mu.Unlock()
+	n := 0
+	for _, p := range c.shm.pubs {
+		n += len(p.w.Readers())
+	}
+	return n
+}

@@ -239,18 +239,15 @@ func TestShmLostDrainReachesCount(t *testing.T) {
 	}
 }
 
-// TestShmDrainSyncLivePublisher: a SubscribeSync
-// subscription nobody reads, a publisher blocked on its full (blocking)
-// ring: the ring holds 64 messages published before Drain. Drain's UNSUB
-// makes the hub remove the subscription's cursor ("unreader" to the
-// publisher) before Drain's Flush returns, so the publisher stops waiting
-// and laps the ring before shmDetachAll(true) reads it: the messages the
-// ring held are lost. They are counted in Dropped now (the reader's
-// unreported skips too), and the drain stops at the write sequence of the
-// detach instead of reading what was published after the UNSUB; the fix
-// is in the protocol (docs/shm.md, The client).
+// TestShmDrainSyncLivePublisher: a SubscribeSync subscription nobody
+// reads, a publisher blocked on its full (blocking) ring that holds 64
+// messages published before Drain. Drain gets every one of them. The hub
+// used to tell the publisher to stop waiting for the subscriber's cursor
+// as soon as the UNSUB came, before the subscriber had emptied the ring,
+// and the publisher lapped it: 1 to 6 of the 65 messages arrived in every
+// round. Now the hub waits for the subscriber's DETACHED.
 func TestShmDrainSyncLivePublisher(t *testing.T) {
-	t.Skip("known limitation (docs/shm.md, The client): the hub removes the cursor before the ring is drained; the losses are counted in Dropped now, but not avoided")
+
 	bad := 0
 	const rounds = 5
 	for round := range rounds {

@@ -119,3 +119,40 @@ func TestShmDrainSyncKeepsRing(t *testing.T) {
 		t.Fatalf("NextMsg returned %d of %d messages after Drain (%d reported dropped)", next, warm+n, sub.Dropped())
 	}
 }
+
+// TestShmEndedReaderReleased: the hub keeps a publisher waiting for the
+// cursor of a subscription that ended while its connection lives on, until
+// the subscriber says it has emptied and unmapped the ring (DETACHED); then
+// the publisher stops tracking it. Whichever way the subscription ends,
+// the publisher is told.
+func TestShmEndedReaderReleased(t *testing.T) {
+	for _, end := range []string{"unsubscribe", "drain", "close"} {
+		t.Run(end, func(t *testing.T) {
+			var sc *switchboard.Conn
+			pub, sub, _ := shmDrainSetup(t, "rel."+end, func(nc *switchboard.Conn) *switchboard.Subscription {
+				sc = nc
+				return syncSub(t, "rel."+end)(nc)
+			})
+			// The hub's forwarder has a cursor of its own on the ring.
+			before := switchboard.ShmTracked(pub)
+			if before < 1 {
+				t.Fatalf("the publisher tracks %d cursors", before)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var err error
+			switch end {
+			case "unsubscribe":
+				err = sub.Unsubscribe()
+			case "drain":
+				err = sub.Drain(ctx)
+			case "close":
+				sc.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the publisher to stop tracking the cursor", func() bool { return switchboard.ShmTracked(pub) == before-1 })
+		})
+	}
+}

@@ -166,6 +166,12 @@ func (c *Conn) dropRingLocked(s *Subscription, r *subRing) {
 	s.dropRing(r)
 	r.region.Close()
 	r.cur.Close()
+	// The hub keeps the publisher waiting for this reader's cursor until
+	// it hears this (when the subscription ended with the connection
+	// alive), so that a drain gets what the ring held.
+	if c.status.Load() == statusConnected {
+		c.shmSendLocked("DETACHED", "", map[string]any{"ring": r.id, "sid": s.sidStr})
+	}
 }
 
 // pollRings reads, without waiting, one message from each ring of a

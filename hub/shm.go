@@ -51,9 +51,9 @@ const (
 
 // shmRequest is the JSON body of a $SB.SHM.* request.
 type shmRequest struct {
-	Sid      string `json:"sid,omitempty"`       // SUB: the subscription
+	Sid      string `json:"sid,omitempty"`       // SUB, DETACHED: the subscription
 	Block    bool   `json:"block,omitempty"`     // SUB: block the publisher rather than drop
-	Ring     uint64 `json:"ring,omitempty"`      // SEALED, TRACKING
+	Ring     uint64 `json:"ring,omitempty"`      // SEALED, TRACKING, DETACHED
 	Reader   uint64 `json:"reader,omitempty"`    // TRACKING
 	Subject  string `json:"subject,omitempty"`   // PUB
 	Slots    int    `json:"slots,omitempty"`     // PUB
@@ -99,13 +99,18 @@ type ring struct {
 	// no forwarder running it is detached (the cursor then reads as
 	// caught up). Used by one goroutine at a time: the forwarder while
 	// it runs, else whoever holds the broker's lock.
-	rd        *shm.Reader
-	ready     bool
-	explicit  bool
-	created   time.Time
-	readers   map[*subscription]*ringReader
-	pending   map[*subscription]*ringReader // given to the publisher, not attached yet (trackLocked)
-	interest  map[*subscription]struct{}    // subscribers the forwarder serves
+	rd       *shm.Reader
+	ready    bool
+	explicit bool
+	created  time.Time
+	readers  map[*subscription]*ringReader
+	pending  map[*subscription]*ringReader // given to the publisher, not attached yet (trackLocked)
+	// leaving: readers whose subscription ended (UNSUB) while their
+	// connection lives on. The publisher keeps honouring their cursors
+	// until the subscriber has emptied and unmapped the ring and says
+	// DETACHED, or its connection ends (see subRemoved).
+	leaving   map[*subscription]*ringReader
+	interest  map[*subscription]struct{} // subscribers the forwarder serves
 	fwdStop   context.CancelFunc
 	fwdDone   chan struct{}
 	forwarded bool // a forwarder ran: a new one starts at the current end
@@ -166,6 +171,8 @@ func (c *client) shmRequest(verb string, reply, body []byte) {
 		b.sealed(c, req.Ring)
 	case "TRACKING":
 		b.tracking(c, req.Ring, req.Reader)
+	case "DETACHED":
+		b.detached(c, req.Ring, req.Sid)
 	case "PUB":
 		b.explicitRing(c, req)
 	case "LIST":

@@ -131,19 +131,31 @@ func (b *broker) attachLocked(r *ring, s *subscription, rr *ringReader, start ui
 
 // detachLocked ends s's reading of r.
 func (b *broker) detachLocked(r *ring, s *subscription) {
+	if rr := b.unlinkLocked(r, s); rr != nil {
+		b.releaseLocked(r, rr)
+	}
+}
+
+// unlinkLocked takes s out of r's readers (attached, pending or leaving)
+// and out of what r's publisher's forwarders skip, and returns its
+// reader; the publisher still tracks the reader's cursor.
+func (b *broker) unlinkLocked(r *ring, s *subscription) *ringReader {
 	rr := r.readers[s]
+	delete(r.readers, s)
 	if rr == nil {
 		rr = r.pending[s]
 		delete(r.pending, s)
 	}
 	if rr == nil {
-		return
+		rr = r.leaving[s]
+		delete(r.leaving, s)
 	}
-	delete(r.readers, s)
-	rr.cur.Close()
+	if rr == nil {
+		return nil
+	}
 	rp := b.peers[r.pub]
 	if rp == nil {
-		return
+		return rr
 	}
 	still := false
 	for _, o := range rp.rings {
@@ -160,7 +172,34 @@ func (b *broker) detachLocked(r *ring, s *subscription) {
 		}
 		rp.skip.Store(&skip)
 	}
-	r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "unreader", Ring: r.id, Reader: rr.id}, nil)
+	return rr
+}
+
+// releaseLocked closes the hub's mapping of rr's cursor and tells r's
+// publisher to stop tracking it.
+func (b *broker) releaseLocked(r *ring, rr *ringReader) {
+	rr.cur.Close()
+	if rp := b.peers[r.pub]; rp != nil {
+		r.pub.sendCtl(rp.ctl, protocol.ShmControl{Op: "unreader", Ring: r.id, Reader: rr.id}, nil)
+	}
+}
+
+// detached: c emptied and unmapped ring id, which its subscription sid
+// read until it ended; the publisher may stop tracking that cursor now.
+func (b *broker) detached(c *client, id uint64, sid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.rings[id]
+	if r == nil {
+		return
+	}
+	for s, rr := range r.leaving {
+		if s.c == c && string(s.sid) == sid {
+			delete(r.leaving, s)
+			b.releaseLocked(r, rr)
+			return
+		}
+	}
 }
 
 // dropRingLocked closes r: readers see it closed once they have read what
@@ -175,6 +214,9 @@ func (b *broker) dropRingLocked(r *ring) {
 		b.detachLocked(r, s)
 	}
 	for s := range r.pending {
+		b.detachLocked(r, s)
+	}
+	for s := range r.leaving {
 		b.detachLocked(r, s)
 	}
 	b.stopForwarderLocked(r)
@@ -218,8 +260,22 @@ func (b *broker) subRemoved(s *subscription) {
 			delete(b.subs, s.subject)
 		}
 	}
+	// A subscriber whose connection lives on (UNSUB, Drain) may still be
+	// emptying the ring into its queue: its publisher keeps waiting for
+	// its cursor until it says DETACHED. Telling the publisher at once
+	// let it overwrite what the subscriber had not read yet. (clientGone
+	// removes a closing connection's peer before its subscriptions go.)
+	alive := b.peers[s.c] != nil
 	for _, r := range b.rings {
-		b.detachLocked(r, s)
+		if rr := r.readers[s]; rr != nil && alive {
+			b.unlinkLocked(r, s)
+			if r.leaving == nil {
+				r.leaving = make(map[*subscription]*ringReader)
+			}
+			r.leaving[s] = rr
+		} else {
+			b.detachLocked(r, s)
+		}
 		b.loseInterestLocked(r, s)
 	}
 }
@@ -236,6 +292,13 @@ func (b *broker) clientGone(c *client) {
 		b.dropRingLocked(r)
 	}
 	delete(b.peers, c)
+	for _, r := range b.rings {
+		for s := range r.leaving {
+			if s.c == c {
+				b.detachLocked(r, s)
+			}
+		}
+	}
 }
 
 // readsFromLocked reports whether s reads one of pub's rings.
