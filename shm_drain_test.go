@@ -124,7 +124,8 @@ func TestShmDrainSyncKeepsRing(t *testing.T) {
 // cursor of a subscription that ended while its connection lives on, until
 // the subscriber says it has emptied and unmapped the ring (DETACHED); then
 // the publisher stops tracking it. Whichever way the subscription ends,
-// the publisher is told.
+// the publisher is told. It guards the handshake: without the client's
+// DETACHED, the unsubscribe and drain cases time out.
 func TestShmEndedReaderReleased(t *testing.T) {
 	for _, end := range []string{"unsubscribe", "drain", "close"} {
 		t.Run(end, func(t *testing.T) {
@@ -133,11 +134,10 @@ func TestShmEndedReaderReleased(t *testing.T) {
 				sc = nc
 				return syncSub(t, "rel."+end)(nc)
 			})
-			// The hub's forwarder has a cursor of its own on the ring.
-			before := switchboard.ShmTracked(pub)
-			if before < 1 {
-				t.Fatalf("the publisher tracks %d cursors", before)
-			}
+			// The subscriber's cursor, and the hub's forwarder's own (the
+			// hub attaches the subscriber before it tells the publisher).
+			waitFor(t, "the publisher to track the cursor", func() bool { return switchboard.ShmTracked(pub) == 2 })
+			const before = 2
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			var err error

@@ -6,13 +6,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,7 +20,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"switchboard"
-	"switchboard/internal/protocol"
 )
 
 // TestShmHostilePublisher: a real process gets a ring from the hub the
@@ -213,90 +210,33 @@ func TestShmHostileHelper(t *testing.T) {
 // protocol, as any peer could, asks for a ring on subj (64 slots of 4 KiB),
 // maps it writable, seals it and waits until the hub says it is ready.
 func rawShmPublisher(t *testing.T, sock, subj string) (uc *net.UnixConn, ring []byte, send func(string)) {
-	nc, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uc = nc.(*net.UnixConn)
-	r := bufio.NewReader(nc) // only until the ring arrives: fds come by recvmsg
-	if l, _ := r.ReadString('\n'); !strings.HasPrefix(l, "INFO ") {
-		t.Fatalf("INFO: %q", l)
-	}
-	if r.Buffered() > 0 {
-		t.Fatal("the hub sent more than INFO before CONNECT")
-	}
-	send = func(s string) {
-		if _, err := nc.Write([]byte(s)); err != nil {
-			t.Fatal(err)
+	c := dialRawShm(t, sock)
+	c.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
+	c.shm("HELLO", map[string]string{"sid": "1"})
+	c.shm("PUB", map[string]any{"subject": subj, "slots": 64, "slot_size": 4096})
+	for {
+		op, m, fds, ok := c.next(time.Minute)
+		if !ok {
+			t.Fatal("the hub did not say the ring is ready")
+		}
+		switch op {
+		case "ring":
+			if m.Error != "" || len(fds) < 2 {
+				t.Fatalf("no ring: %+v, %d fds", m, len(fds))
+			}
+			size, _ := unix.Seek(fds[0], 0, 2)
+			var err error
+			ring, err = unix.Mmap(fds[0], 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE)
+			unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_SEAL)
+			c.shm("SEALED", map[string]uint64{"ring": m.Ring})
+		case "ready":
+			return c.uc, ring, c.send
 		}
 	}
-	pub := func(verb string, body any) {
-		b, _ := json.Marshal(body)
-		send(fmt.Sprintf("PUB $SB.SHM.%s %d\r\n%s\r\n", verb, len(b), b))
-	}
-	send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
-	pub("HELLO", map[string]string{"sid": "1"})
-	pub("PUB", map[string]any{"subject": subj, "slots": 64, "slot_size": 4096})
-	// Read control messages with their descriptors until "ready".
-	var fds []int
-	var pending []byte
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(16*4))
-	for ready := false; !ready; {
-		n, oobn, _, _, err := uc.ReadMsgUnix(buf, oob)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if oobn > 0 {
-			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-			for _, m := range msgs {
-				got, _ := unix.ParseUnixRights(&m)
-				fds = append(fds, got...)
-			}
-		}
-		pending = append(pending, buf[:n]...)
-		for {
-			i := strings.Index(string(pending), "\r\n")
-			if i < 0 {
-				break
-			}
-			line := string(pending[:i])
-			if line == "PING" {
-				send("PONG\r\n")
-				pending = pending[i+2:]
-				continue
-			}
-			var subj, sid string
-			var size int
-			if _, err := fmt.Sscanf(line, "MSG %s %s %d", &subj, &sid, &size); err != nil {
-				pending = pending[i+2:]
-				continue
-			}
-			if len(pending) < i+2+size+2 {
-				break
-			}
-			var m protocol.ShmControl
-			json.Unmarshal(pending[i+2:i+2+size], &m)
-			pending = pending[i+2+size+2:]
-			switch m.Op {
-			case "ring":
-				if m.Error != "" || len(fds) < 2 {
-					t.Fatalf("no ring: %+v, %d fds", m, len(fds))
-				}
-				size, _ := unix.Seek(fds[0], 0, 2)
-				ring, err = unix.Mmap(fds[0], 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-				if err != nil {
-					t.Fatal(err)
-				}
-				unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_FUTURE_WRITE)
-				unix.FcntlInt(uintptr(fds[0]), unix.F_ADD_SEALS, unix.F_SEAL_SEAL)
-				pub("SEALED", map[string]uint64{"ring": m.Ring})
-			case "ready":
-				ready = true
-			}
-		}
-	}
-	return uc, ring, send
 }
 
 // Offsets of the ring layout (docs/shm.md), written here by hand as a

@@ -75,6 +75,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 	c.mu.RUnlock()
 	if s == nil || s.Subject != m.Pattern {
 		closeFds(fds) // unsubscribed meanwhile
+		c.shmDetached(m.Ring, m.Sid)
 		return nil
 	}
 	region, err := shm.OpenReader(fds[0])
@@ -104,6 +105,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 		cancel()
 		region.Close()
 		cur.Close()
+		c.shmDetached(m.Ring, m.Sid)
 		return nil
 	}
 	s.rings = append(s.rings, r)
@@ -166,11 +168,16 @@ func (c *Conn) dropRingLocked(s *Subscription, r *subRing) {
 	s.dropRing(r)
 	r.region.Close()
 	r.cur.Close()
-	// The hub keeps the publisher waiting for this reader's cursor until
-	// it hears this (when the subscription ended with the connection
-	// alive), so that a drain gets what the ring held.
+	c.shmDetached(r.id, s.sidStr)
+}
+
+// shmDetached tells the hub that subscription sid no longer maps ring:
+// the hub keeps the publisher waiting for the cursor of a subscription
+// that ended with its connection alive until it hears this, so that a
+// drain gets what the ring held.
+func (c *Conn) shmDetached(ring uint64, sid string) {
 	if c.status.Load() == statusConnected {
-		c.shmSendLocked("DETACHED", "", map[string]any{"ring": r.id, "sid": s.sidStr})
+		c.shmSendLocked("DETACHED", "", map[string]any{"ring": ring, "sid": sid})
 	}
 }
 

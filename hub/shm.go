@@ -128,6 +128,7 @@ type ringReader struct {
 	id    uint64
 	cur   *shm.Cursor
 	block bool
+	ended time.Time // when it moved to its ring's leaving set
 }
 
 func newBroker(h *Hub) *broker {
@@ -518,6 +519,9 @@ func (b *broker) list(c *client) []protocol.ShmChannel {
 			Messages: st.Messages, Bytes: st.Bytes, Created: r.created, Readers: []protocol.ShmReader{}}
 		for s, rr := range r.readers {
 			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Block: rr.block, Position: rr.cur.Position()})
+		}
+		for s, rr := range r.leaving {
+			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Block: rr.block, Position: rr.cur.Position(), Ended: true})
 		}
 		out = append(out, ch)
 	}

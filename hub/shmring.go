@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
@@ -265,18 +266,31 @@ func (b *broker) subRemoved(s *subscription) {
 	// its cursor until it says DETACHED. Telling the publisher at once
 	// let it overwrite what the subscriber had not read yet. (clientGone
 	// removes a closing connection's peer before its subscriptions go.)
+	//
+	// A cursor that reads NoPosition was unmapped by its subscriber
+	// already (the hub stores a start position in every cursor it hands
+	// out): nothing to wait for. A reader left waiting longer than the
+	// block timeout (a client that never says DETACHED) is released
+	// at the next subscription that ends, so they cannot pile up.
 	alive := b.peers[s.c] != nil
+	now := time.Now()
 	for _, r := range b.rings {
-		if rr := r.readers[s]; rr != nil && alive {
+		if rr := r.readers[s]; rr != nil && alive && rr.cur.Position() != shm.NoPosition {
 			b.unlinkLocked(r, s)
 			if r.leaving == nil {
 				r.leaving = make(map[*subscription]*ringReader)
 			}
+			rr.ended = now
 			r.leaving[s] = rr
 		} else {
 			b.detachLocked(r, s)
 		}
 		b.loseInterestLocked(r, s)
+		for o, rr := range r.leaving {
+			if now.Sub(rr.ended) > shm.DefaultBlockTimeout {
+				b.detachLocked(r, o)
+			}
+		}
 	}
 }
 

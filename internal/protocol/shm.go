@@ -54,4 +54,7 @@ type ShmReader struct {
 	Sid      string `json:"sid"`
 	Block    bool   `json:"block"`
 	Position uint64 `json:"position"`
+	// Ended: the subscription ended; the publisher still waits for this
+	// cursor until the subscriber has emptied the ring (DETACHED).
+	Ended bool `json:"ended,omitempty"`
 }

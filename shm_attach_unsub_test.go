@@ -1,0 +1,92 @@
+//go:build linux
+
+package switchboard_test
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"switchboard"
+)
+
+// TestShmAttachAfterUnsub: the hub attaches a subscription to a ring
+// ("attach") and the subscription ends before the client has handled the
+// attach. Conn.shmAttach then finds no subscription, closes the
+// descriptors without mapping the cursor, and says DETACHED. The hub must
+// release the reader at once: the cursor still holds the position the hub
+// wrote at attach, and a publisher blocked on the full ring would wait the
+// block timeout (5 s) for it. Before shmAttach said DETACHED, it did, and
+// the reader stayed tracked for the connection's life. The raw subscriber
+// below does what shmAttach does in that race.
+func TestShmAttachAfterUnsub(t *testing.T) {
+	sh := startShmHub(t, 1<<16)
+	pub := shmConnect(t, sh.unix, nil)
+	sub := dialRawShm(t, sh.socketPath)
+	t.Cleanup(func() { sub.uc.Close() })
+	sub.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
+	sub.shm("HELLO", map[string]string{"sid": "1"})
+	sub.send("SUB rv.att 5\r\n")
+	sub.shm("SUB", map[string]any{"sid": "5", "block": true})
+	sub.sync()
+	// Publish until the hub attaches the subscriber to the publisher's ring.
+	buf := make([]byte, 8)
+	attached := false
+	var ring uint64
+	for i := 0; i < 200 && !attached; i++ {
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := pub.Publish("rv.att", buf); err != nil {
+			t.Fatal(err)
+		}
+		pub.Flush(t.Context())
+		for {
+			op, m, fds, ok := sub.next(50 * time.Millisecond)
+			if !ok {
+				break
+			}
+			closeAll(fds) // what shmAttach does when the subscription is gone
+			if op == "attach" {
+				attached, ring = true, m.Ring
+				break
+			}
+		}
+	}
+	if !attached {
+		t.Fatal("no attach")
+	}
+	// The publisher tracks the hub's cursor and the subscriber's.
+	waitFor(t, "the publisher to track the subscriber's cursor", func() bool { return switchboard.ShmTracked(pub) == 2 })
+	tracked := switchboard.ShmTracked(pub)
+	sub.send("UNSUB 5\r\n")
+	sub.shm("DETACHED", map[string]any{"ring": ring, "sid": "5"}) // as shmAttach says now
+	sub.sync()
+	// The subscription is gone from the hub: nothing should hold the
+	// publisher back now.
+	start := time.Now()
+	for i := range 3 * 64 {
+		binary.LittleEndian.PutUint64(buf, uint64(1000+i))
+		if err := pub.Publish("rv.att", buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	took := time.Since(start)
+	now := switchboard.ShmTracked(pub)
+	for end := time.Now().Add(2 * time.Second); now != tracked-1 && time.Now().Before(end); now = switchboard.ShmTracked(pub) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("tracked before UNSUB %d, after %d; 192 publishes took %v", tracked, now, took)
+	if took > 2*time.Second {
+		t.Errorf("the publisher was held back %v by the cursor of a subscription that had ended", took)
+	}
+	if now != tracked-1 {
+		t.Errorf("the publisher still tracks %d cursors (was %d before the UNSUB): the ended reader was never released", now, tracked)
+	}
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
