@@ -21,7 +21,7 @@ func countFDs(t *testing.T) int {
 	return len(ents)
 }
 
-func dup(t *testing.T, fd int) int {
+func dup(t testing.TB, fd int) int {
 	t.Helper()
 	d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {

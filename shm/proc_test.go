@@ -257,7 +257,7 @@ type child struct {
 // startChild runs the test binary as a helper process with role, extra
 // environment, and dups of fds as fd 3, 4, ... The child is killed and
 // waited for when the test ends if the test did not wait for it.
-func startChild(t *testing.T, name, role string, env []string, fds ...int) *child {
+func startChild(t testing.TB, name, role string, env []string, fds ...int) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
 	cmd.Env = append(append(os.Environ(), helperEnv+"="+role), env...)
@@ -305,7 +305,7 @@ func startChild(t *testing.T, name, role string, env []string, fds ...int) *chil
 }
 
 // expect consumes stdout until a line starting with prefix, for at most d.
-func (c *child) expect(t *testing.T, prefix string, d time.Duration) string {
+func (c *child) expect(t testing.TB, prefix string, d time.Duration) string {
 	t.Helper()
 	timer := time.NewTimer(d)
 	defer timer.Stop()

@@ -1,0 +1,251 @@
+package shm
+
+// Cross-process stream benchmarks. The in-process ones (bench_test.go)
+// map one memfd twice in one address space, which this package's AMD
+// development machine punishes (two linear addresses for one line), and
+// run writer and reader as goroutines of one scheduler; these put the
+// reader in a helper process (TestHelperProcess), as a subscriber is.
+//
+// BenchmarkProcStream16B measures this package's ring. BenchmarkProcPacked
+// is a layout study, not something the package ships: a byte ring of
+// packed records (an 8-byte length word, then the payload, 8-byte
+// aligned), several messages to a cache line, to measure what a denser
+// layout would gain on the same machine in the same run (see
+// docs/BENCHMARKS.md, "Shared memory, fourth pass").
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func init() {
+	peerHelpers["bench-reader"] = helperBenchReader
+	peerHelpers["packed-reader"] = helperPackedReader
+}
+
+// BenchmarkProcStream16B: a tracked writer streams 16 B payloads to one
+// blocking, cursor-attached reader in another process, which reads each
+// with Next and Release. ns/op is the time per message, from the first
+// Loan to the reader's last Release.
+func BenchmarkProcStream16B(b *testing.B) {
+	for _, g := range []struct {
+		name        string
+		slots, size int
+	}{
+		// The hub's default ring: 64 slots of max_payload (1 MiB) plus
+		// its frame budget, one 4 KiB page per message.
+		{"hub-default", 64, 1<<20 + 1024},
+		{"compact", 1024, 48}, // 64-byte slots, contiguous
+	} {
+		b.Run(g.name, func(b *testing.B) { procStream(b, g.slots, g.size, 16) })
+	}
+}
+
+func procStream(b *testing.B, slots, size, msg int) {
+	reg, err := Create("sb-bench-stream", slots, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Close()
+	w, err := reg.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cw, err := CreateCursor("sb-bench-cursor")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cw.Close()
+	c := startChild(b, "reader", "bench-reader", []string{"SB_SHM_TOTAL=" + strconv.Itoa(b.N)}, reg.Fd(), cw.Fd())
+	c.expect(b, "READY", 30*time.Second)
+	if err := w.AddReader(1, cw, true); err != nil {
+		b.Fatal(err)
+	}
+	p := make([]byte, msg)
+	ctx := context.Background()
+	b.SetBytes(int64(msg))
+	b.ResetTimer()
+	for i := range b.N {
+		buf, err := w.LoanCtx(ctx, len(p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf[0] = byte(i)
+		if err := w.Send(len(p)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.expect(b, "DONE", time.Minute)
+	b.StopTimer()
+	reportChild(b, c)
+}
+
+// reportChild reaps a helper and fails the benchmark if it failed.
+func reportChild(b *testing.B, c *child) {
+	c.wait(30 * time.Second)
+	if c.err != nil || c.killed {
+		b.Fatalf("%s: %v (killed %v)\n%s", c.name, c.err, c.killed, c.output())
+	}
+}
+
+// helperBenchReader reads SB_SHM_TOTAL messages from the ring inherited as
+// fd 3 from sequence 0, with its cursor (fd 4) attached, and says DONE.
+func helperBenchReader(t *testing.T) {
+	total := envInt(t, "SB_SHM_TOTAL")
+	reg, err := OpenReader(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	cur, err := OpenCursor(4, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	r, err := reg.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Seek(0)
+	if err := r.AttachCursor(cur); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("READY")
+	var missed uint64
+	ctx := context.Background()
+	for range total {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		missed += m.Missed
+		r.Release()
+	}
+	if missed != 0 {
+		t.Fatalf("a blocking reader missed %d messages", missed)
+	}
+	fmt.Println("DONE")
+}
+
+// The packed layout of the study: a header line holding the reader's
+// position (bytes consumed), then a data area of a power-of-two size.
+// A record is a little-endian uint64 w, then the payload, padded to 8
+// bytes: w = payload length, 0 = nothing yet, or padRecord|n = skip n
+// bytes to the end of the data area. The writer writes the payload, a
+// zero word after the record (so the reader never reads stale bytes from
+// the previous lap as a record), then w; the reader polls the word at its
+// position and stores its position every packedPosEvery bytes and when it
+// finds nothing.
+const (
+	packedOffPos   = 0
+	packedData     = 64
+	packedCap      = 1 << 20
+	padRecord      = 1 << 63
+	packedPosEvery = 4096
+)
+
+// BenchmarkProcPacked streams through the study's packed ring records of
+// 24 B (a 16 B payload with no subject), 32 B (the same with 8 more
+// bytes of record header, room for a sequence number) and 56 B (48 B, the
+// size of this package's frame of a 16 B message with a 15-byte subject).
+func BenchmarkProcPacked(b *testing.B) {
+	for _, payload := range []int{16, 24, 48} {
+		b.Run(fmt.Sprintf("record-%dB", packedRecord(payload)), func(b *testing.B) { procPacked(b, payload) })
+	}
+}
+
+func packedRecord(payload int) uint64 { return (8 + uint64(payload) + 7) &^ 7 }
+
+func procPacked(b *testing.B, payload int) {
+	fd, err := unix.MemfdCreate("sb-bench-packed", unix.MFD_CLOEXEC)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fd)
+	size := packedData + packedCap
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		b.Fatal(err)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	c := startChild(b, "reader", "packed-reader", []string{
+		"SB_SHM_TOTAL=" + strconv.Itoa(b.N), "SB_SHM_SIZE=" + strconv.Itoa(payload)}, fd)
+	c.expect(b, "READY", 30*time.Second)
+	data := mem[packedData:]
+	const mask = packedCap - 1
+	rec := packedRecord(payload)
+	p := make([]byte, payload)
+	var pos, limit uint64
+	b.SetBytes(16)
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		if pos+rec+8 > limit { // room for the record and the zero after it
+			limit = u64(mem, packedOffPos).Load() + packedCap
+			if pos+rec+8 > limit {
+				continue // a full ring: spin (the reader runs on another core)
+			}
+		}
+		off := pos & mask
+		if off+rec+8 > packedCap {
+			store64(data, int(off), padRecord|(packedCap-off))
+			pos += packedCap - off
+			continue
+		}
+		p[0] = byte(i)
+		copy(data[off+8:], p)
+		store64(data, int(off+rec), 0)
+		store64(data, int(off), uint64(payload))
+		pos += rec
+		i++
+	}
+	c.expect(b, "DONE", time.Minute)
+	b.StopTimer()
+	reportChild(b, c)
+}
+
+// helperPackedReader reads SB_SHM_TOTAL records of SB_SHM_SIZE bytes from
+// the study's packed ring inherited as fd 3, checking each length.
+func helperPackedReader(t *testing.T) {
+	total, payload := envInt(t, "SB_SHM_TOTAL"), envInt(t, "SB_SHM_SIZE")
+	mem, err := unix.Mmap(3, 0, packedData+packedCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	data := mem[packedData:]
+	const mask = packedCap - 1
+	fmt.Println("READY")
+	var pos, stored uint64
+	for got := 0; got < total; {
+		off := pos & mask
+		w := u64(data, int(off)).Load()
+		switch {
+		case w == 0:
+			if pos != stored {
+				u64(mem, packedOffPos).Store(pos)
+				stored = pos
+			}
+			continue
+		case w&padRecord != 0:
+			pos += w &^ padRecord
+			continue
+		case w != uint64(payload):
+			t.Fatalf("record at %d says %d bytes, want %d", pos, w, payload)
+		}
+		pos += packedRecord(payload)
+		got++
+		if pos-stored >= packedPosEvery {
+			store64(mem, packedOffPos, pos)
+			stored = pos
+		}
+	}
+	fmt.Println("DONE")
+}
