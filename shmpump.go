@@ -143,6 +143,9 @@ func (p *ringPump) read(e *pumpRing) int {
 		if err != nil {
 			return pumpGone // closed by the publisher or the hub
 		}
+		if e.s.beyondDrain(r, m) {
+			return pumpEmpty
+		}
 		if e.c.ringDeliver(e.s, r, m) {
 			return pumpLast
 		}

@@ -344,6 +344,9 @@ func (c *Conn) detachRingLocked(s *Subscription, r *subRing) (last bool) {
 			if err != nil {
 				break // empty or closed
 			}
+			if s.beyondDrain(r, m) {
+				break
+			}
 			if last = c.ringDeliver(s, r, m); last {
 				break
 			}
@@ -361,11 +364,36 @@ func (r *subRing) drained() bool {
 	return r.drainPending.Load() && r.rd.Pos() >= r.drainTo.Load()
 }
 
-// countUnreported counts what the reader of r skipped and no message
-// reported yet, before r is unmapped at the end of a drain. Called with
-// r.mu held.
+// beyondDrain reports whether m, just read from r, was published after
+// r's drain began: a reader the publisher lapped jumps ahead, maybe past
+// the drain's end. Then m is released undelivered and the messages the
+// jump skipped before the end are counted as missed. Called with r.mu
+// held.
+func (s *Subscription) beyondDrain(r *subRing, m shm.Msg) bool {
+	if !r.drainPending.Load() {
+		return false
+	}
+	to := r.drainTo.Load()
+	if m.Seq < to {
+		return false
+	}
+	r.rd.Release()
+	if first := m.Seq - min(m.Missed, m.Seq); first < to && !s.takesNoMore() {
+		s.missed(to - first)
+	}
+	return true
+}
+
+// countUnreported counts, before r is unmapped at the end of a drain, what
+// the reader of r skipped and no message reported yet, and what the drain
+// left unread: a drain reads at most pumpDrainBatches*pumpBatch messages,
+// and a ring of more slots can hold more. Called with r.mu held.
 func (s *Subscription) countUnreported(r *subRing) {
-	if n := r.rd.Unreported(); n > 0 && !s.takesNoMore() {
+	n := r.rd.Unreported()
+	if to, pos := r.drainTo.Load(), r.rd.Pos(); r.drainPending.Load() && to > pos {
+		n += to - pos
+	}
+	if n > 0 && !s.takesNoMore() {
 		s.missed(n)
 	}
 }
