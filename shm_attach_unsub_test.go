@@ -4,12 +4,14 @@ package switchboard_test
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"switchboard"
+	"switchboard/internal/protocol"
 )
 
 // TestShmAttachAfterUnsub: the hub attaches a subscription to a ring
@@ -88,5 +90,92 @@ func TestShmAttachAfterUnsub(t *testing.T) {
 func closeAll(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
+	}
+}
+
+// TestShmDetachedNamesReader: a raw client subscribes with sid 5, is
+// attached, unsubscribes without saying DETACHED, subscribes again with
+// the same sid and is attached again: the hub keeps both ended readers
+// (the publisher waits for their cursors). A DETACHED that names one
+// reader releases that one, not the other: before DETACHED carried the
+// reader id, the hub released whichever of the two it found first.
+func TestShmDetachedNamesReader(t *testing.T) {
+	sh := startShmHub(t, 1<<16)
+	pub := shmConnect(t, sh.unix, nil)
+	sub := dialRawShm(t, sh.socketPath)
+	t.Cleanup(func() { sub.uc.Close() })
+	sub.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
+	sub.shm("HELLO", map[string]string{"sid": "1"})
+	buf := make([]byte, 8)
+	seq := 0
+	attach := func() protocol.ShmControl {
+		t.Helper()
+		sub.send("SUB rv.reuse 5\r\n")
+		sub.shm("SUB", map[string]any{"sid": "5", "block": true})
+		sub.sync()
+		for i := 0; i < 40; i++ { // fewer than the ring's 64 slots: nobody blocks
+			binary.LittleEndian.PutUint64(buf, uint64(seq))
+			seq++
+			if err := pub.Publish("rv.reuse", buf); err != nil {
+				t.Fatal(err)
+			}
+			pub.Flush(t.Context())
+			for {
+				op, m, fds, ok := sub.next(50 * time.Millisecond)
+				if !ok {
+					break
+				}
+				closeAll(fds)
+				if op == "attach" {
+					return m
+				}
+			}
+		}
+		t.Fatal("no attach")
+		return protocol.ShmControl{}
+	}
+	first := attach()
+	sub.send("UNSUB 5\r\n")
+	sub.sync()
+	second := attach()
+	sub.send("UNSUB 5\r\n")
+	sub.sync()
+	if first.Reader == 0 || second.Reader == 0 || first.Reader == second.Reader {
+		t.Fatalf("attach messages do not tell the readers apart: %+v, %+v", first, second)
+	}
+	ended := func() []protocol.ShmReader {
+		t.Helper()
+		r, err := pub.Request(t.Context(), "$SB.SHM.LIST", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var chans []protocol.ShmChannel
+		if err := json.Unmarshal(r.Data, &chans); err != nil {
+			t.Fatal(err)
+		}
+		var l []protocol.ShmReader
+		for _, c := range chans {
+			for _, rd := range c.Readers {
+				if rd.Ended {
+					l = append(l, rd)
+				}
+			}
+		}
+		return l
+	}
+	if l := ended(); len(l) != 2 {
+		t.Fatalf("%d ended readers after two UNSUBs, want 2: %+v", len(l), l)
+	}
+	// The second first: the hub's map of ended readers tends to hand out
+	// the first one first, which the old DETACHED released.
+	sub.shm("DETACHED", map[string]any{"ring": second.Ring, "sid": "5", "reader": second.Reader})
+	sub.sync()
+	if l := ended(); len(l) != 1 || l[0].Reader != first.Reader {
+		t.Fatalf("after DETACHED of reader %d, ended readers %+v; want only reader %d", second.Reader, l, first.Reader)
+	}
+	sub.shm("DETACHED", map[string]any{"ring": first.Ring, "sid": "5", "reader": first.Reader})
+	sub.sync()
+	if l := ended(); len(l) != 0 {
+		t.Fatalf("ended readers left after both DETACHED: %+v", l)
 	}
 }

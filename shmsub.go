@@ -23,6 +23,7 @@ import (
 // with a watcher goroutine only while NextMsg sleeps.
 type subRing struct {
 	id      uint64
+	reader  uint64 // the hub's id of this reader, for DETACHED
 	pattern string
 	region  *shm.Region
 	cur     *shm.Cursor
@@ -75,7 +76,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 	c.mu.RUnlock()
 	if s == nil || s.Subject != m.Pattern {
 		closeFds(fds) // unsubscribed meanwhile
-		c.shmDetached(m.Ring, m.Sid)
+		c.shmDetached(m.Ring, m.Sid, m.Reader)
 		return nil
 	}
 	region, err := shm.OpenReader(fds[0])
@@ -97,7 +98,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 	rd.Seek(m.Start)
 	rd.AttachCursor(cur)
 	ctx, cancel := context.WithCancel(c.ctx)
-	r := &subRing{id: m.Ring, pattern: m.Pattern, region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel,
+	r := &subRing{id: m.Ring, reader: m.Reader, pattern: m.Pattern, region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel,
 		resp: resp, direct: s.kind == kindSync}
 	s.mu.Lock()
 	if s.closed || s.finishing {
@@ -105,7 +106,7 @@ func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 		cancel()
 		region.Close()
 		cur.Close()
-		c.shmDetached(m.Ring, m.Sid)
+		c.shmDetached(m.Ring, m.Sid, m.Reader)
 		return nil
 	}
 	s.rings = append(s.rings, r)
@@ -168,16 +169,16 @@ func (c *Conn) dropRingLocked(s *Subscription, r *subRing) {
 	s.dropRing(r)
 	r.region.Close()
 	r.cur.Close()
-	c.shmDetached(r.id, s.sidStr)
+	c.shmDetached(r.id, s.sidStr, r.reader)
 }
 
 // shmDetached tells the hub that subscription sid no longer maps ring:
 // the hub keeps the publisher waiting for the cursor of a subscription
 // that ended with its connection alive until it hears this, so that a
 // drain gets what the ring held.
-func (c *Conn) shmDetached(ring uint64, sid string) {
+func (c *Conn) shmDetached(ring uint64, sid string, reader uint64) {
 	if c.status.Load() == statusConnected {
-		c.shmSendLocked("DETACHED", "", map[string]any{"ring": ring, "sid": sid})
+		c.shmSendLocked("DETACHED", "", map[string]any{"ring": ring, "sid": sid, "reader": reader})
 	}
 }
 

@@ -54,7 +54,7 @@ type shmRequest struct {
 	Sid      string `json:"sid,omitempty"`       // SUB, DETACHED: the subscription
 	Block    bool   `json:"block,omitempty"`     // SUB: block the publisher rather than drop
 	Ring     uint64 `json:"ring,omitempty"`      // SEALED, TRACKING, DETACHED
-	Reader   uint64 `json:"reader,omitempty"`    // TRACKING
+	Reader   uint64 `json:"reader,omitempty"`    // TRACKING, DETACHED
 	Subject  string `json:"subject,omitempty"`   // PUB
 	Slots    int    `json:"slots,omitempty"`     // PUB
 	SlotSize int    `json:"slot_size,omitempty"` // PUB
@@ -173,7 +173,7 @@ func (c *client) shmRequest(verb string, reply, body []byte) {
 	case "TRACKING":
 		b.tracking(c, req.Ring, req.Reader)
 	case "DETACHED":
-		b.detached(c, req.Ring, req.Sid)
+		b.detached(c, req.Ring, req.Sid, req.Reader)
 	case "PUB":
 		b.explicitRing(c, req)
 	case "LIST":
@@ -518,10 +518,10 @@ func (b *broker) list(c *client) []protocol.ShmChannel {
 			Slots: r.region.Slots(), SlotSize: r.region.SlotSize(), Forwarder: r.fwdStop != nil,
 			Messages: st.Messages, Bytes: st.Bytes, Created: r.created, Readers: []protocol.ShmReader{}}
 		for s, rr := range r.readers {
-			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Block: rr.block, Position: rr.cur.Position()})
+			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Reader: rr.id, Block: rr.block, Position: rr.cur.Position()})
 		}
 		for s, rr := range r.leaving {
-			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Block: rr.block, Position: rr.cur.Position(), Ended: true})
+			ch.Readers = append(ch.Readers, protocol.ShmReader{ShmPeer: peerOf(s.c), Sid: string(s.sid), Reader: rr.id, Block: rr.block, Position: rr.cur.Position(), Ended: true})
 		}
 		out = append(out, ch)
 	}

@@ -120,7 +120,7 @@ func (b *broker) attachLocked(r *ring, s *subscription, rr *ringReader, start ui
 	skip[s] = from
 	rp.skip.Store(&skip)
 	r.readers[s] = rr
-	if !s.c.sendCtl(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
+	if !s.c.sendCtl(p.ctl, protocol.ShmControl{Op: "attach", Ring: r.id, Pattern: r.pattern, Sid: string(s.sid), Reader: rr.id, Start: start, Block: s.block}, []int{r.region.Fd(), cur.Fd()}) {
 		b.detachLocked(r, s)
 		return nil
 	}
@@ -187,7 +187,7 @@ func (b *broker) releaseLocked(r *ring, rr *ringReader) {
 
 // detached: c emptied and unmapped ring id, which its subscription sid
 // read until it ended; the publisher may stop tracking that cursor now.
-func (b *broker) detached(c *client, id uint64, sid string) {
+func (b *broker) detached(c *client, id uint64, sid string, reader uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rings[id]
@@ -195,7 +195,9 @@ func (b *broker) detached(c *client, id uint64, sid string) {
 		return
 	}
 	for s, rr := range r.leaving {
-		if s.c == c && string(s.sid) == sid {
+		// A client that reuses sids can have two ended readers of one
+		// sid: the reader id tells them apart (0 from older clients).
+		if s.c == c && string(s.sid) == sid && (reader == 0 || rr.id == reader) {
 			delete(r.leaving, s)
 			b.releaseLocked(r, rr)
 			return

@@ -13,7 +13,7 @@ type ShmControl struct {
 	// Op is "hello" (shared memory is on), "ring" (fds: ring, hub cursor:
 	// map Pattern's ring and seal it), "ready" (the first readers came
 	// before it: start writing), "attach" (fds: ring, cursor: read it for
-	// subscription Sid from sequence Start), "reader" (fd: a reader's
+	// subscription Sid from sequence Start, as reader Reader), "reader" (fd: a reader's
 	// cursor, Block or drop), "unreader" (that reader is gone) or "error".
 	Op       string `json:"op"`
 	Ring     uint64 `json:"ring,omitempty"`
@@ -52,6 +52,7 @@ type ShmPeer struct {
 type ShmReader struct {
 	ShmPeer
 	Sid      string `json:"sid"`
+	Reader   uint64 `json:"reader"` // the hub's id of the reader, as in attach and DETACHED
 	Block    bool   `json:"block"`
 	Position uint64 `json:"position"`
 	// Ended: the subscription ended; the publisher still waits for this
