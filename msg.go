@@ -82,23 +82,29 @@ func newMsg(f *protocol.Frame, sub *Subscription) (*Msg, error) {
 	}
 	m.Data = buf[ls+lr : n : n]
 	if hl > 0 {
-		h, err := protocol.ParseHeader(f.Payload[:hl])
-		if err != nil {
-			return m, err
-		}
-		m.status = h.Status
-		if len(h.Fields) > 0 {
-			m.Header = Header(h.Fields)
-		}
-		if h.Status != 0 {
-			if m.Header == nil {
-				m.Header = make(Header, 2)
-			}
-			m.Header[StatusHeader] = []string{strconv.Itoa(h.Status)}
-			if h.Description != "" {
-				m.Header[DescriptionHeader] = []string{h.Description}
-			}
-		}
+		return m, m.parseHeader(f.Payload[:hl])
 	}
 	return m, nil
+}
+
+// parseHeader sets m's header fields and status from a header block.
+func (m *Msg) parseHeader(block []byte) error {
+	h, err := protocol.ParseHeader(block)
+	if err != nil {
+		return err
+	}
+	m.status = h.Status
+	if len(h.Fields) > 0 {
+		m.Header = Header(h.Fields)
+	}
+	if h.Status != 0 {
+		if m.Header == nil {
+			m.Header = make(Header, 2)
+		}
+		m.Header[StatusHeader] = []string{strconv.Itoa(h.Status)}
+		if h.Description != "" {
+			m.Header[DescriptionHeader] = []string{h.Description}
+		}
+	}
+	return nil
 }

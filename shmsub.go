@@ -131,19 +131,19 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) (last bool) {
 	f, ok := r.frame(m.Data)
 	var fr protocol.Frame
 	var msg *Msg
-	if ok {
-		fr = protocol.Frame{Op: protocol.OpMsg, Subject: []byte(f.Subject), HeaderLen: f.HdrLen, Payload: f.Body}
+	switch {
+	case !ok:
+	case s.kind == kindResp:
+		// The mux copies the payload again; it must not see the ring.
+		fr = protocol.Frame{Op: protocol.OpMsg, Subject: []byte(f.Subject), HeaderLen: f.HdrLen, Payload: bytes.Clone(f.Body)}
 		if f.Reply != "" {
 			fr.Reply = []byte(f.Reply)
 		}
-		if s.kind == kindResp {
-			fr.Payload = bytes.Clone(fr.Payload) // the mux copies it again; it must not see the ring
-		} else {
-			var herr error
-			msg, herr = newMsg(&fr, s) // copies out of the ring
-			if herr != nil {
-				msg.Header = nil // a malformed header block from a peer: deliver without it
-			}
+	default:
+		var herr error
+		msg, herr = newRingMsg(&f, s) // copies out of the ring
+		if herr != nil {
+			msg.Header = nil // a malformed header block from a peer: deliver without it
 		}
 	}
 	if !r.rd.Release() || !ok {
@@ -157,6 +157,18 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) (last bool) {
 		return false
 	}
 	return s.deliver(msg)
+}
+
+// newRingMsg is newMsg for a frame read from a shared-memory ring: the
+// subjects are strings already (the reader's cache keeps the last ones,
+// so a stream on one subject allocates them once), and only the data is
+// copied out of the ring.
+func newRingMsg(f *shm.Frame, sub *Subscription) (*Msg, error) {
+	m := &Msg{Subject: f.Subject, Reply: f.Reply, Data: bytes.Clone(f.Data()), Sub: sub, size: len(f.Body)}
+	if f.HdrLen > 0 {
+		return m, m.parseHeader(f.Header())
+	}
+	return m, nil
 }
 
 // dropRingLocked unmaps r and forgets it. Called with r.mu held.
