@@ -205,7 +205,9 @@ func (s *Subscription) pollRings() bool {
 			continue
 		}
 		last := false
-		if !r.gone {
+		// A ring detached by a drain is emptied by detachRingLocked, which
+		// stops at the drain's end; reading it here would not.
+		if !r.gone && !r.drainPending.Load() {
 			m, err := r.rd.TryNext()
 			switch {
 			case err == shm.ErrEmpty:
@@ -400,13 +402,30 @@ func (s *Subscription) beyondDrain(r *subRing, m shm.Msg) bool {
 // countUnreported counts, before r is unmapped at the end of a drain, what
 // the reader of r skipped and no message reported yet, and what the drain
 // left unread: a drain reads at most pumpDrainBatches*pumpBatch messages,
-// and a ring of more slots can hold more. Called with r.mu held.
+// and a ring of more slots can hold more. Of a skip, [pos-n, pos), only
+// the part before the drain's end counts: the rest was published after
+// the drain began. Nothing counts beyond what an AutoUnsubscribe count
+// would still have taken. Called with r.mu held.
 func (s *Subscription) countUnreported(r *subRing) {
-	n := r.rd.Unreported()
-	if to, pos := r.drainTo.Load(), r.rd.Pos(); r.drainPending.Load() && to > pos {
-		n += to - pos
+	n, pos := r.rd.Unreported(), r.rd.Pos()
+	if r.drainPending.Load() {
+		if to := r.drainTo.Load(); pos < to {
+			n += to - pos
+		} else {
+			n -= min(n, pos-to)
+		}
 	}
-	if n > 0 && !s.takesNoMore() {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	if s.closed || s.countReachedLocked() {
+		n = 0
+	} else if s.max > 0 {
+		n = min(n, uint64(s.max-s.receivedLocked()))
+	}
+	s.mu.Unlock()
+	if n > 0 {
 		s.missed(n)
 	}
 }

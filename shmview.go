@@ -127,7 +127,9 @@ func (s *Subscription) pollView() *View {
 		if !r.mu.TryLock() {
 			continue
 		}
-		if r.gone {
+		if r.gone || r.drainPending.Load() {
+			// Gone, or detached by a drain: detachRingLocked empties it
+			// (up to the drain's end), not a View.
 			r.mu.Unlock()
 			continue
 		}
