@@ -134,9 +134,9 @@
 //
 // A reader added with block set is never lapped: before [Writer.Loan]
 // overwrites a message such a reader has not finished, the writer waits,
-// spinning briefly, then setting the writer-waiting flag in the ring header
-// and sleeping on the reader's cursor futex, which the reader bumps and
-// wakes when it advances. After the block timeout ([Writer.SetBlockTimeout],
+// spinning for an adaptive 20–200 µs, then setting the writer-waiting
+// flag in the ring header and sleeping on the reader's cursor futex,
+// which the reader bumps and wakes when it advances. After the block timeout ([Writer.SetBlockTimeout],
 // [DefaultBlockTimeout]) the writer demotes the reader to drop, so a hung
 // or hostile reader stalls it at most that long per loan; [Writer.LoanCtx]
 // also ends the wait with a context. Positions are hostile input: one

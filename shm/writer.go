@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Writer publishes messages into a ring. There must be exactly one Writer
@@ -36,6 +37,7 @@ type Writer struct {
 	safeFor      *readerSet    // the set safeUntil was computed for
 	safeUntil    uint64        // loans below this need no blocking check
 	blockTimeout atomic.Int64
+	blockSpin    time.Duration          // how long the next wait for a blocking reader spins (adaptive)
 	waitAddr     atomic.Pointer[uint32] // futex word a LoanCtx sleeps on
 
 	wakes, waits, demoted atomic.Uint64
@@ -57,6 +59,7 @@ func NewWriter(mem []byte) (*Writer, error) {
 	}
 	w.futex = addr32(mem, OffFutex)
 	w.blockTimeout.Store(int64(DefaultBlockTimeout))
+	w.blockSpin = minBlockSpin
 	w.fenceless = tso && asymmetricFences()
 	flag := uint32(0)
 	if w.fenceless {
