@@ -5,9 +5,16 @@ import (
 	"unsafe"
 
 	"go.uber.org/goleak"
+
+	"switchboard/internal/spinbase"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain also turns the test binary into spinbase's child process when
+// BenchmarkProcPingPong16B measures the raw baseline.
+func TestMain(m *testing.M) {
+	spinbase.ChildMain()
+	goleak.VerifyTestMain(m)
+}
 
 // alignedBuf returns n zero bytes that start on an 8-byte boundary, as the
 // ring requires (mmap'd memory always does).

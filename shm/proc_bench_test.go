@@ -17,14 +17,18 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"switchboard/internal/spinbase"
 )
 
 func init() {
+	peerHelpers["bench-echo"] = helperBenchEcho
 	peerHelpers["bench-reader"] = helperBenchReader
 	peerHelpers["packed-reader"] = helperPackedReader
 }
@@ -84,6 +88,158 @@ func procStream(b *testing.B, slots, size, msg int) {
 	c.expect(b, "DONE", time.Minute)
 	b.StopTimer()
 	reportChild(b, c)
+}
+
+// BenchmarkProcPingPong16B: 16 B round trips between this process and an
+// echo process over two rings, each reader with its cursor attached and
+// tracked by its writer (as the client runs them: a wake-up syscall only
+// for a reader that sleeps), next to the raw
+// two-process spin ping-pong of internal/spinbase measured in the same
+// run: the floor under any shared-memory transport, which bench shm
+// reports as baseline_rtt_p50_ns. It reports the medians and their ratio,
+// the ring's share of the client API's round trip.
+func BenchmarkProcPingPong16B(b *testing.B) {
+	base, err := spinbase.Run(context.Background(), 100_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ping, err := Create("sb-bench-ping", 64, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ping.Close()
+	pong, err := CreateUnsealed("sb-bench-pong", 64, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pong.Close()
+	w, err := ping.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := pong.NewReader()
+	if err != nil {
+		b.Fatal(err)
+	}
+	echoCur, err := CreateCursor("sb-bench-echo-cursor") // the echo's reader of ping
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer echoCur.Close()
+	ownCur, err := CreateCursor("sb-bench-own-cursor") // this reader of pong
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ownCur.Close()
+	if err := r.AttachCursor(ownCur); err != nil {
+		b.Fatal(err)
+	}
+	defer r.AttachCursor(nil)
+	const warm = 2000
+	c := startChild(b, "echo", "bench-echo", []string{"SB_SHM_TOTAL=" + strconv.Itoa(warm+b.N)},
+		ping.Fd(), pong.Fd(), echoCur.Fd(), ownCur.Fd())
+	c.expect(b, "READY", 30*time.Second)
+	if err := w.AddReader(1, echoCur, true); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	samples := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range warm + b.N {
+		t0 := time.Now()
+		buf, err := w.Loan(16)
+		if err != nil {
+			b.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(buf, uint64(i))
+		if err := w.Send(16); err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.Next(ctx)
+		if err != nil {
+			b.Fatalf("round trip %d: %v\n%s", i, err, c.output())
+		}
+		got := binary.LittleEndian.Uint64(m.Data)
+		ok := r.Release()
+		d := time.Since(t0)
+		if got != uint64(i) || !ok {
+			b.Fatalf("round trip %d: echo of %d (intact %v)", i, got, ok)
+		}
+		if i >= warm {
+			samples = append(samples, d)
+		}
+	}
+	b.StopTimer()
+	c.expect(b, "DONE", time.Minute)
+	reportChild(b, c)
+	slices.Sort(samples)
+	p50 := samples[len(samples)/2]
+	b.ReportMetric(float64(p50), "p50-ns")
+	b.ReportMetric(float64(base.P50), "baseline-p50-ns")
+	b.ReportMetric(float64(p50)/float64(base.P50), "x-baseline")
+}
+
+// helperBenchEcho reads SB_SHM_TOTAL messages from the ring inherited as
+// fd 3, with its cursor (fd 5) attached, and writes each back into the
+// ring inherited as fd 4, which it opens for writing (OpenWriter) and
+// whose reader's cursor (fd 6) it tracks; then it says DONE.
+func helperBenchEcho(t *testing.T) {
+	total := envInt(t, "SB_SHM_TOTAL")
+	in, err := OpenReader(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := OpenWriter(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	r, err := in.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := OpenCursor(5, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close()
+	r.Seek(0)
+	if err := r.AttachCursor(cur); err != nil {
+		t.Fatal(err)
+	}
+	defer r.AttachCursor(nil)
+	w, err := out.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := OpenCursor(6, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := w.AddReader(1, peer, true); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("READY")
+	ctx := context.Background()
+	for range total {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf, err := w.Loan(len(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, m.Data)
+		r.Release()
+		if err := w.Send(len(buf)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println("DONE")
 }
 
 // reportChild reaps a helper and fails the benchmark if it failed.
