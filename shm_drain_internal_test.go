@@ -46,15 +46,6 @@ func TestShmDrainCountPastEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := region.NewReader() // at sequence 0
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := shm.CreateCursor("sb-drain-cur")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd.AttachCursor(cur)
 	stride := int(uint32(mem[shm.OffStride]) | uint32(mem[shm.OffStride+1])<<8 | uint32(mem[shm.OffStride+2])<<16 | uint32(mem[shm.OffStride+3])<<24)
 	msg := make([]byte, 8)
 	for range 4 { // seq 0..3: what the ring held when the drain began
@@ -62,12 +53,7 @@ func TestShmDrainCountPastEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := &Conn{opts: Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-	s := &Subscription{conn: c, kind: kindSync, Subject: "x", kick: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &subRing{id: 1, pattern: "x", region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel, direct: true}
-	s.rings = []*subRing{r}
-	s.ringsChangedLocked()
+	c, s, r := directSub(t, region)
 	r.drainTo.Store(region.Stats().WriteSeq) // 4, as shmDetachAll does
 	r.drainPending.Store(true)
 	// The publisher laps the reader before it reads: seq 4..11.
@@ -109,21 +95,7 @@ func TestShmPollRingsPastDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := region.NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := shm.CreateCursor("sb-drain-cur2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd.AttachCursor(cur)
-	c := &Conn{opts: Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
-	s := &Subscription{conn: c, kind: kindSync, Subject: "x", kick: make(chan struct{}, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &subRing{id: 1, pattern: "x", region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel, direct: true}
-	s.rings = []*subRing{r}
-	s.ringsChangedLocked()
+	c, s, r := directSub(t, region)
 	// The drain begins with the ring empty (drainTo 0), as shmDetachAll
 	// stores it; then the publisher writes one more message.
 	r.drainTo.Store(region.Stats().WriteSeq)
@@ -141,4 +113,28 @@ func TestShmPollRingsPastDrain(t *testing.T) {
 	r.mu.Lock()
 	c.detachRingLocked(s, r)
 	r.mu.Unlock()
+}
+
+// directSub returns a SubscribeSync subscription on subject "x" of a bare
+// Conn, reading region from sequence 0 with a cursor attached, as
+// shmAttach sets one up; dropRingLocked closes the region and cursor.
+func directSub(t *testing.T, region *shm.Region) (*Conn, *Subscription, *subRing) {
+	t.Helper()
+	rd, err := region.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.Seek(0)
+	cur, err := shm.CreateCursor("sb-drain-cursor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd.AttachCursor(cur)
+	c := &Conn{opts: Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	s := &Subscription{conn: c, kind: kindSync, Subject: "x", kick: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &subRing{id: 1, pattern: "x", region: region, cur: cur, rd: rd, ctx: ctx, cancel: cancel, direct: true}
+	s.rings = []*subRing{r}
+	s.ringsChangedLocked()
+	return c, s, r
 }

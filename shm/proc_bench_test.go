@@ -186,30 +186,12 @@ func BenchmarkProcPingPong16B(b *testing.B) {
 // whose reader's cursor (fd 6) it tracks; then it says DONE.
 func helperBenchEcho(t *testing.T) {
 	total := envInt(t, "SB_SHM_TOTAL")
-	in, err := OpenReader(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
+	r := openInheritedReader(t, 3, 5)
 	out, err := OpenWriter(4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	r, err := in.NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := OpenCursor(5, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cur.Close()
-	r.Seek(0)
-	if err := r.AttachCursor(cur); err != nil {
-		t.Fatal(err)
-	}
-	defer r.AttachCursor(nil)
 	w, err := out.Writer()
 	if err != nil {
 		t.Fatal(err)
@@ -254,24 +236,7 @@ func reportChild(b *testing.B, c *child) {
 // fd 3 from sequence 0, with its cursor (fd 4) attached, and says DONE.
 func helperBenchReader(t *testing.T) {
 	total := envInt(t, "SB_SHM_TOTAL")
-	reg, err := OpenReader(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	cur, err := OpenCursor(4, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cur.Close()
-	r, err := reg.NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Seek(0)
-	if err := r.AttachCursor(cur); err != nil {
-		t.Fatal(err)
-	}
+	r := openInheritedReader(t, 3, 4)
 	fmt.Println("READY")
 	var missed uint64
 	ctx := context.Background()

@@ -85,24 +85,7 @@ func helperPeerWriter(t *testing.T) {
 // ErrClosed, checking each: subject, reply, contents, and that a view it
 // released is intact. It pauses now and then to fall behind.
 func helperPeerReader(t *testing.T) {
-	rd, err := OpenReader(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	cur, err := OpenCursor(4, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cur.Close()
-	r, err := rd.NewReader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Seek(0)
-	if err := r.AttachCursor(cur); err != nil {
-		t.Fatal(err)
-	}
+	r := openInheritedReader(t, 3, 4)
 	fmt.Println("READY")
 	maxBody := peerBody(r.SlotSize())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -136,6 +119,32 @@ func helperPeerReader(t *testing.T) {
 	}
 	r.AttachCursor(nil)
 	fmt.Printf("SUMMARY read=%d missed=%d torn=%d bad=%d\n", read, missed, torn, bad)
+}
+
+// openInheritedReader opens the ring inherited as fd ring read-only and
+// returns a reader at sequence 0 with the cursor inherited as fd cur
+// attached; both are closed when the test ends.
+func openInheritedReader(t *testing.T, ring, cur int) *Reader {
+	t.Helper()
+	reg, err := OpenReader(ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	c, err := OpenCursor(cur, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r, err := reg.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Seek(0)
+	if err := r.AttachCursor(c); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // startPeerWriter creates the ring and the reader's cursor as the hub
