@@ -26,10 +26,8 @@ import (
 func TestShmAttachAfterUnsub(t *testing.T) {
 	sh := startShmHub(t, 1<<16)
 	pub := shmConnect(t, sh.unix, nil)
-	sub := dialRawShm(t, sh.socketPath)
+	sub := helloRawShm(t, sh.socketPath)
 	t.Cleanup(func() { sub.uc.Close() })
-	sub.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
-	sub.shm("HELLO", map[string]string{"sid": "1"})
 	sub.send("SUB rv.att 5\r\n")
 	sub.shm("SUB", map[string]any{"sid": "5", "block": true})
 	sub.sync()
@@ -102,10 +100,8 @@ func closeAll(fds []int) {
 func TestShmDetachedNamesReader(t *testing.T) {
 	sh := startShmHub(t, 1<<16)
 	pub := shmConnect(t, sh.unix, nil)
-	sub := dialRawShm(t, sh.socketPath)
+	sub := helloRawShm(t, sh.socketPath)
 	t.Cleanup(func() { sub.uc.Close() })
-	sub.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
-	sub.shm("HELLO", map[string]string{"sid": "1"})
 	buf := make([]byte, 8)
 	seq := 0
 	attach := func() protocol.ShmControl {

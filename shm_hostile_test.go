@@ -210,9 +210,7 @@ func TestShmHostileHelper(t *testing.T) {
 // protocol, as any peer could, asks for a ring on subj (64 slots of 4 KiB),
 // maps it writable, seals it and waits until the hub says it is ready.
 func rawShmPublisher(t *testing.T, sock, subj string) (uc *net.UnixConn, ring []byte, send func(string)) {
-	c := dialRawShm(t, sock)
-	c.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
-	c.shm("HELLO", map[string]string{"sid": "1"})
+	c := helloRawShm(t, sock)
 	c.shm("PUB", map[string]any{"subject": subj, "slots": 64, "slot_size": 4096})
 	for {
 		op, m, fds, ok := c.next(time.Minute)

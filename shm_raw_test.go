@@ -44,6 +44,16 @@ func dialRawShm(t *testing.T, sock string) *rawShmConn {
 	return &rawShmConn{t: t, uc: nc.(*net.UnixConn)}
 }
 
+// helloRawShm is dialRawShm, then CONNECT and the shared-memory HELLO:
+// a peer the hub offers rings to.
+func helloRawShm(t *testing.T, sock string) *rawShmConn {
+	t.Helper()
+	c := dialRawShm(t, sock)
+	c.send("CONNECT {\"verbose\":false,\"headers\":true}\r\n")
+	c.shm("HELLO", map[string]string{"sid": "1"})
+	return c
+}
+
 func (s *rawShmConn) send(str string) {
 	if _, err := s.uc.Write([]byte(str)); err != nil {
 		s.t.Fatal(err)
