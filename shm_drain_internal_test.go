@@ -115,6 +115,42 @@ func TestShmPollRingsPastDrain(t *testing.T) {
 	r.mu.Unlock()
 }
 
+// TestShmSecondDrainKeepsEnd: a ring the pump drains stays with its
+// subscription until the pump has emptied it, so a second drain (the
+// Conn's Drain after the subscription's) finds it again. It must keep the
+// end the first drain set, not move it past what was published since.
+func TestShmSecondDrainKeepsEnd(t *testing.T) {
+	region, err := shm.Create("sb-drain-twice", 8, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := region.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, s, r := directSub(t, region)
+	r.direct = false // the pump's: shmDetachAll leaves it mapped
+	t.Cleanup(func() {
+		r.mu.Lock()
+		c.dropRingLocked(s, r)
+		r.mu.Unlock()
+	})
+	publish := func(n int) {
+		for range n {
+			if err := w.PublishFrame("x", "", nil, []byte("m")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(2)
+	s.shmDetachAll(true)
+	publish(3)
+	s.shmDetachAll(true)
+	if to := r.drainTo.Load(); to != 2 {
+		t.Fatalf("after a second drain the drain ends at %d, want 2 (where the first began)", to)
+	}
+}
+
 // directSub returns a SubscribeSync subscription on subject "x" of a bare
 // Conn, reading region from sequence 0 with a cursor attached, as
 // shmAttach sets one up; dropRingLocked closes the region and cursor.

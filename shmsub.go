@@ -311,7 +311,10 @@ func (s *Subscription) shmDetachAll(drain bool) {
 	rings := s.rings
 	s.mu.Unlock()
 	for _, r := range rings {
-		if drain {
+		if drain && !r.drainPending.Load() {
+			// The first drain sets the end: a later one (the Conn's
+			// Drain after the subscription's) would move it past messages
+			// published after the first UNSUB.
 			r.drainTo.Store(r.region.Stats().WriteSeq)
 			r.drainPending.Store(true)
 		}
