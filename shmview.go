@@ -127,9 +127,7 @@ func (s *Subscription) pollView() *View {
 		if !r.mu.TryLock() {
 			continue
 		}
-		if r.gone || r.drainPending.Load() {
-			// Gone, or detached by a drain: detachRingLocked empties it
-			// (up to the drain's end), not a View.
+		if r.gone {
 			r.mu.Unlock()
 			continue
 		}
@@ -147,6 +145,9 @@ func (s *Subscription) pollView() *View {
 			}
 			if err != nil {
 				break
+			}
+			if s.beyondDrain(r, m) {
+				break // published after the drain of r began: not for us
 			}
 			// From here r counts as lent out, so that shmDetachAll
 			// (AutoUnsubscribe, Unsubscribe, Close on another goroutine)
