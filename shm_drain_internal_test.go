@@ -87,14 +87,7 @@ func TestShmDrainCountPastEnd(t *testing.T) {
 // again while that Lock waits). It used to queue a message published
 // after the drain began; it leaves a draining ring to detachRingLocked.
 func TestShmPollRingsPastDrain(t *testing.T) {
-	region, err := shm.Create("sb-drain-poll", 8, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := region.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	region, w := newRing(t, "sb-drain-poll")
 	c, s, r := directSub(t, region)
 	// The drain begins with the ring empty (drainTo 0), as shmDetachAll
 	// stores it; then the publisher writes one more message.
@@ -120,14 +113,7 @@ func TestShmPollRingsPastDrain(t *testing.T) {
 // Conn's Drain after the subscription's) finds it again. It must keep the
 // end the first drain set, not move it past what was published since.
 func TestShmSecondDrainKeepsEnd(t *testing.T) {
-	region, err := shm.Create("sb-drain-twice", 8, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := region.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
+	region, w := newRing(t, "sb-drain-twice")
 	c, s, r := directSub(t, region)
 	r.direct = false // the pump's: shmDetachAll leaves it mapped
 	t.Cleanup(func() {
@@ -149,6 +135,20 @@ func TestShmSecondDrainKeepsEnd(t *testing.T) {
 	if to := r.drainTo.Load(); to != 2 {
 		t.Fatalf("after a second drain the drain ends at %d, want 2 (where the first began)", to)
 	}
+}
+
+// newRing makes a ring of 8 slots of 64 bytes and its writer.
+func newRing(t *testing.T, name string) (*shm.Region, *shm.Writer) {
+	t.Helper()
+	region, err := shm.Create(name, 8, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := region.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return region, w
 }
 
 // directSub returns a SubscribeSync subscription on subject "x" of a bare

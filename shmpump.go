@@ -118,6 +118,9 @@ const (
 	pumpFound
 	pumpLast // the message that reached the AutoUnsubscribe count
 	pumpGone
+	// Only from ringStepLocked:
+	pumpSkipped // a corrupt slot was skipped
+	pumpEnd     // the drain of the ring reached its end
 )
 
 // read delivers up to pumpBatch messages of e's ring.
@@ -130,28 +133,42 @@ func (p *ringPump) read(e *pumpRing) int {
 	}
 	res := pumpEmpty
 	for range pumpBatch {
-		if r.drained() {
-			return pumpEmpty // what was published after the drain began is not for s
-		}
-		m, err := r.rd.TryNext()
-		if err == shm.ErrEmpty {
+		switch step := e.c.ringStepLocked(e.s, r); step {
+		case pumpEmpty:
 			return res
+		case pumpEnd:
+			return pumpEmpty // what was published after the drain began is not for s
+		case pumpFound:
+			res = pumpFound
+		case pumpLast, pumpGone:
+			return step
 		}
-		if errors.Is(err, shm.ErrCorrupt) {
-			continue
-		}
-		if err != nil {
-			return pumpGone // closed by the publisher or the hub
-		}
-		if e.s.beyondDrain(r, m) {
-			return pumpEmpty
-		}
-		if e.c.ringDeliver(e.s, r, m) {
-			return pumpLast
-		}
-		res = pumpFound
 	}
 	return res
+}
+
+// ringStepLocked takes the next message of r and delivers it to s. It
+// reports pumpFound (delivered), pumpLast (delivered, and it reached the
+// AutoUnsubscribe count), pumpEmpty (nothing to read), pumpSkipped (a
+// corrupt slot), pumpEnd (a message published after r's drain began,
+// released undelivered) or pumpGone (closed by the publisher or the hub).
+// The pump and the drain of a SubscribeSync subscription's ring
+// (detachRingLocked) read through it. Called with r.mu held.
+func (c *Conn) ringStepLocked(s *Subscription, r *subRing) int {
+	m, err := r.rd.TryNext()
+	switch {
+	case err == shm.ErrEmpty:
+		return pumpEmpty
+	case errors.Is(err, shm.ErrCorrupt):
+		return pumpSkipped
+	case err != nil:
+		return pumpGone
+	case s.beyondDrain(r, m):
+		return pumpEnd
+	case c.ringDeliver(s, r, m):
+		return pumpLast
+	}
+	return pumpFound
 }
 
 // drain hands over what a detached ring (unsubscribed, drained, its Conn

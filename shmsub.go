@@ -212,7 +212,7 @@ func (s *Subscription) pollRings() bool {
 			case err == nil && s.beyondDrain(r, m):
 				// Published after the drain of this ring began: not for
 				// us. (Checked per message, not per poll: a check in the
-				// spin cost a round trip about 50 ns.)
+				// spin cost a round trip about 70 ns.)
 			case err == nil:
 				last = s.conn.ringDeliver(s, r, m)
 				found = true
@@ -353,35 +353,24 @@ func (s *Subscription) shmDetachAll(drain bool) {
 // let go of r.mu. Called with r.mu held.
 func (c *Conn) detachRingLocked(s *Subscription, r *subRing) (last bool) {
 	if r.drainPending.Load() && !r.gone {
+	drain:
 		for range pumpDrainBatches * pumpBatch {
-			if r.drained() || s.takesNoMore() {
+			if s.takesNoMore() {
 				break
 			}
-			m, err := r.rd.TryNext()
-			if errors.Is(err, shm.ErrCorrupt) {
-				continue
-			}
-			if err != nil {
-				break // empty or closed
-			}
-			if s.beyondDrain(r, m) {
-				break
-			}
-			if last = c.ringDeliver(s, r, m); last {
-				break
+			switch c.ringStepLocked(s, r) {
+			case pumpFound, pumpSkipped:
+			case pumpLast:
+				last = true
+				break drain
+			default: // empty, closed, or the drain's end
+				break drain
 			}
 		}
 		s.countUnreported(r)
 	}
 	c.dropRingLocked(s, r)
 	return last
-}
-
-// drained reports whether a drain of r is done: r was detached by a drain
-// and the reader reached the write sequence of that moment. Called with
-// r.mu held.
-func (r *subRing) drained() bool {
-	return r.drainPending.Load() && r.rd.Pos() >= r.drainTo.Load()
 }
 
 // beyondDrain reports whether m, just read from r, was published after
