@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"switchboard/shm"
 )
 
 // subKind says how a subscription's messages are delivered.
@@ -71,6 +73,9 @@ type Subscription struct {
 	// count, so that NextView takes s.mu per message only then.
 	viewed   atomic.Int64
 	counting atomic.Bool
+	// spin is how long NextMsg and NextView spin on the rings before they
+	// sleep (waitFor).
+	spin shm.Spin
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -541,29 +546,27 @@ func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error)
 	return nil, nil
 }
 
-// NextMsg's spin on shared-memory rings before it sleeps: polling finds a
-// message in a few hundred ns, a futex wake-up costs several µs.
-const ringSpin = 50 * time.Microsecond
-
 // waitRings waits until something may be queued for a SubscribeSync
 // subscription that reads rings (see waitFor).
 func (s *Subscription) waitRings(ctx context.Context) { s.waitFor(ctx, s.pollRings) }
 
-// waitFor polls (poll, and the socket's kick) for up to ringSpin, yielding
-// every 64 polls, until poll reports it found something (if this process
-// has a spinner slot free: see acquireSpin); then it sleeps with a watcher
-// goroutine on each ring until one has a message or the socket reader
-// queued one.
+// waitFor polls (poll, and the socket's kick) for the subscription's
+// adaptive spin budget (shm.Spin: 2–50 µs), yielding every 64 polls,
+// until poll reports it found something (if this process has a spinner
+// slot free: see acquireSpin); then it sleeps with a watcher goroutine on
+// each ring until one has a message or the socket reader queued one.
 func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	if poll() {
 		return
 	}
 	if acquireSpin() {
-		found := s.spinFor(poll)
+		found := s.spinFor(s.spin.Budget(), poll)
 		releaseSpin()
 		if found {
+			s.spin.Found()
 			return
 		}
+		s.spin.Slept()
 	}
 	stop := s.watchRings(ctx)
 	select {
@@ -573,9 +576,9 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	stop()
 }
 
-// spinFor polls for up to ringSpin and reports whether poll found
-// something (or the socket reader queued something).
-func (s *Subscription) spinFor(poll func() bool) bool {
+// spinFor polls for up to d and reports whether poll found something (or
+// the socket reader queued something).
+func (s *Subscription) spinFor(d time.Duration, poll func() bool) bool {
 	var deadline time.Time // read the clock only once polling did not pay off
 	for i := 1; ; i++ {
 		if poll() {
@@ -589,7 +592,7 @@ func (s *Subscription) spinFor(poll func() bool) bool {
 		if i%64 == 0 {
 			now := time.Now()
 			if deadline.IsZero() {
-				deadline = now.Add(ringSpin)
+				deadline = now.Add(d)
 			} else if now.After(deadline) {
 				return false
 			}

@@ -94,13 +94,14 @@
 // FUTEX_WAIT on the shared futex word (not FUTEX_PRIVATE: the word is
 // shared between processes). A futex round trip adds ~10 µs; a spin that
 // finds the message adds nothing. The spin budget is time-based and
-// adapts between 2 µs and 50 µs: it doubles when a message arrived while
-// spinning and halves when the reader had to sleep, so a busy stream keeps
-// spinning and an idle subscriber spends a couple of µs per wake-up and
-// then sleeps. On GOMAXPROCS <= 2 the yields matter: without them a
-// spinning reader would keep the writer's goroutine in the same process
-// off the core. Two processes ping-ponging on two cores each spin on
-// their own core. Sleeps are bounded (100 ms) and a cancelled context
+// adaptive ([Spin]): it starts at 50 µs, doubles when a message arrived
+// while spinning and halves when the reader had to sleep, down to 2 µs,
+// and every eighth sleep in a row is followed by one full 50 µs spin (a
+// probe). A busy stream keeps spinning and an idle subscriber spends a
+// couple of µs per wake-up. On GOMAXPROCS <= 2 the yields matter: without
+// them a spinning reader would keep the writer's goroutine in the same
+// process off the core. Two processes ping-ponging on two cores each spin
+// on their own core. Sleeps are bounded (100 ms) and a cancelled context
 // wakes the sleeper at once, so ctx is honoured and an idle reader costs
 // about no CPU.
 //

@@ -3,7 +3,6 @@ package shm
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -47,7 +46,7 @@ type Reader struct {
 	heldSeq uint64
 	heldOff int
 
-	spin    time.Duration // how long Next spins before sleeping (adaptive)
+	spin    Spin          // how long Next spins before sleeping (adaptive)
 	noSpin  bool          // SetSpin(false): sleep at once
 	fenceMu atomic.Uint32 // target of the read fence; never shared
 
@@ -63,20 +62,8 @@ type Reader struct {
 // that tests can make a lost wake-up hang instead of costing 100 ms.
 var maxSleep = 100 * time.Millisecond
 
-const (
-	pollAttempts = 4
-	// Next spins between minSpin and maxSpin before it sleeps: a futex
-	// round trip costs ~10 µs of latency, a spin that finds the message
-	// costs none. The budget doubles when spinning found a message and
-	// halves when the reader had to sleep, so a busy stream spins and an
-	// idle subscriber settles at a few µs of CPU per wake-up, then sleeps.
-	// The spin yields the processor (runtime.Gosched) every spinYield
-	// checks, so on GOMAXPROCS <= 2 it does not keep the writer's goroutine
-	// from running in the same process.
-	minSpin   = 2 * time.Microsecond
-	maxSpin   = 50 * time.Microsecond
-	spinYield = 64
-)
+// pollAttempts bounds the slot checks of one poll.
+const pollAttempts = 4
 
 // needFence reports whether plain loads may be reordered after a later
 // atomic load (everything but x86's TSO).
@@ -94,7 +81,6 @@ func NewReader(mem []byte) (*Reader, error) {
 		g:         g,
 		futex:     addr32(mem, OffFutex),
 		next:      u64(mem, OffWriteSeq).Load(),
-		spin:      maxSpin,
 		fenceless: tso && asymmetricFences(),
 	}, nil
 }
@@ -458,7 +444,7 @@ func (r *Reader) Next(ctx context.Context) (Msg, error) {
 // Wait in a loop; a caller that reads with TryNext elsewhere (or later)
 // uses Wait alone to sleep. It does not release a held view.
 func (r *Reader) Wait(ctx context.Context) error {
-	spun, slept, flagged := 0, false, false
+	spun, slept, flagged := false, false, false
 	var stop func() bool
 	defer func() {
 		if stop != nil {
@@ -470,18 +456,19 @@ func (r *Reader) Wait(ctx context.Context) error {
 	}()
 	for {
 		if r.ready() {
-			if spun > 0 && !slept {
-				r.adapt(true)
-			}
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if spun == 0 {
-			spun = 1
-			if r.spinWait() {
-				continue
+		if !spun {
+			spun = true
+			if !r.noSpin {
+				if spinFor(r.spin.Budget(), r.ready) {
+					r.spin.Found()
+					return nil
+				}
+				r.spin.Slept()
 			}
 		}
 		f, d := r.sleepOn()
@@ -491,7 +478,6 @@ func (r *Reader) Wait(ctx context.Context) error {
 		}
 		if !slept {
 			slept = true
-			r.adapt(false)
 			if ctx.Done() != nil {
 				// A cancelled ctx wakes every sleeper on this ring (the
 				// others see a spurious wake-up and sleep again).
@@ -567,41 +553,6 @@ const fencelessNap = time.Millisecond
 // better off with most of them asleep: spinning readers take the CPU
 // from the writer and from each other.
 func (r *Reader) SetSpin(on bool) { r.noSpin = !on }
-
-// spinWait polls the write sequence for up to r.spin and reports whether
-// something changed (a message, or the ring closing). The position needs
-// no publishing here: syncPos stored it at the last move.
-func (r *Reader) spinWait() bool {
-	if r.noSpin {
-		return false
-	}
-	return spinFor(r.spin, r.ready)
-}
-
-// spinFor calls poll until it reports true or d has passed, yielding the
-// processor every spinYield calls, and reports whether poll succeeded.
-func spinFor(d time.Duration, poll func() bool) bool {
-	deadline := time.Now().Add(d)
-	for i := 1; ; i++ {
-		if poll() {
-			return true
-		}
-		if i%spinYield == 0 {
-			if time.Now().After(deadline) {
-				return false
-			}
-			runtime.Gosched()
-		}
-	}
-}
-
-func (r *Reader) adapt(spinHelped bool) {
-	if spinHelped {
-		r.spin = min(r.spin*2, maxSpin)
-	} else {
-		r.spin = max(r.spin/2, minSpin)
-	}
-}
 
 // Recv waits like Next and returns a copy of the next intact message,
 // appended to dst[:0]. A message overwritten while it was being copied is

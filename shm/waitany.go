@@ -21,13 +21,13 @@ import (
 // called from any goroutine.
 type Waiter struct {
 	kick   atomic.Uint32 // the Waiter's own futex word
-	spin   time.Duration
+	spin   Spin
 	noSpin bool
 	ws     []futexWaitv
 }
 
 // NewWaiter returns a Waiter that spins before it sleeps.
-func NewWaiter() *Waiter { return &Waiter{spin: maxSpin} }
+func NewWaiter() *Waiter { return new(Waiter) }
 
 // Kicks returns how often Kick was called (mod 2^32). Load it before
 // checking what a Kick announces, and pass it to Wait: a Kick in between
@@ -44,8 +44,7 @@ func (w *Waiter) Kick() {
 func (w *Waiter) kickAddr() *uint32 { return (*uint32)(unsafe.Pointer(&w.kick)) }
 
 // SetSpin turns the spin before Wait sleeps on or off (on for a new
-// Waiter). The spin is adaptive like a Reader's: it grows while spinning
-// finds messages and shrinks while it does not.
+// Waiter). The spin is adaptive like a Reader's (see Spin).
 func (w *Waiter) SetSpin(on bool) { w.noSpin = !on }
 
 // Wait returns when one of rs has something to return (a message past its
@@ -66,11 +65,11 @@ func (w *Waiter) Wait(ctx context.Context, rs []*Reader, since uint32) error {
 		return err
 	}
 	if !w.noSpin {
-		if w.spinWait(rs, since) {
-			w.spin = min(w.spin*2, maxSpin)
+		if spinFor(w.spin.Budget(), func() bool { return w.done(rs, since) }) {
+			w.spin.Found()
 			return nil
 		}
-		w.spin = max(w.spin/2, minSpin)
+		w.spin.Slept()
 	}
 	ws := append(w.ws[:0], futexWaitv{val: uint64(since), uaddr: uint64(uintptr(unsafe.Pointer(w.kickAddr()))), flags: futex2Size32})
 	fenceless := false
@@ -134,10 +133,4 @@ func (w *Waiter) done(rs []*Reader, since uint32) bool {
 		}
 	}
 	return false
-}
-
-// spinWait polls rs for up to w.spin and reports whether it found
-// something.
-func (w *Waiter) spinWait(rs []*Reader, since uint32) bool {
-	return spinFor(w.spin, func() bool { return w.done(rs, since) })
 }
