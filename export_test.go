@@ -1,5 +1,7 @@
 package switchboard
 
+import "time"
+
 // PendingPongs reports how many PINGs the Conn still waits a PONG for
 // (tests only).
 func PendingPongs(c *Conn) int {
@@ -57,3 +59,6 @@ func ShmTracked(c *Conn) int {
 	}
 	return n
 }
+
+// SubSpinBudget returns the spin budget of s's NextMsg and NextView.
+func SubSpinBudget(s *Subscription) time.Duration { return s.spin.Budget() }

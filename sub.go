@@ -559,6 +559,14 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	if poll() {
 		return
 	}
+	select {
+	case <-s.kick:
+		// News (or a stale kick: NextMsg takes what pollRings queued
+		// without the kick its delivery left). The caller looks again;
+		// not a find for the spin's budget.
+		return
+	default:
+	}
 	if acquireSpin() {
 		found := s.spinFor(s.spin.Budget(), poll)
 		releaseSpin()

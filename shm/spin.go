@@ -14,10 +14,11 @@ import (
 //
 // The budget starts at MaxSpin. A wait that found its message while
 // spinning doubles it, one that had to sleep halves it, between MinSpin
-// and MaxSpin: a busy stream keeps spinning, an idle subscriber spends a
-// couple of µs per wake-up. Every probeEvery-th wait in a row that slept
-// spins the whole MaxSpin once more (a probe); a probe that finds its
-// message puts the budget back at MaxSpin.
+// and MaxSpin: a busy stream keeps spinning, an idle subscriber spins
+// MinSpin per wake-up, and every eighth wake-up a probe (below), about
+// 8 µs per wake-up on average. After every probeEvery-th wait in a row
+// that slept, the next wait spins the whole MaxSpin once more (a probe);
+// a probe that finds its message puts the budget back at MaxSpin.
 //
 // Why halve rather than grow after a sleep, and why probe: a ping-pong
 // whose two threads the kernel has put on the same CPU (it does so on a
@@ -25,15 +26,18 @@ import (
 // cannot be helped by spinning. The peer's thread runs only when this one
 // stops, so every spin runs to its end, and the answer comes right after
 // this side sleeps. On the dev VM a fixed 50 µs spin then made every
-// round trip 80–140 µs, and a spin grown to 250 µs made it 260–330 µs;
+// round trip 80–185 µs, and a spin grown to 250 µs made it 260–330 µs;
 // the peer's FUTEX_WAKE took 200–300 µs, the time this side spun. Short
 // spins make it about two context switches. Once the threads run on two
 // CPUs again, both sides are then caught sleeping each time (a futex
 // round trip is longer than a short spin), which the probes end: a probe
 // finds the answer, and the other side, answered at once, finds the next.
 type Spin struct {
-	ns     atomic.Int64 // the budget; 0: MaxSpin
-	sleeps atomic.Int32 // waits in a row that slept
+	ns atomic.Int64 // the budget; 0: MaxSpin
+	// sleeps counts the waits in a row that slept, modulo 2^32 (a
+	// multiple of probeEvery: a wrap, every 2^32 sleeps, costs at most
+	// one probe).
+	sleeps atomic.Uint32
 }
 
 const (
@@ -41,8 +45,8 @@ const (
 	MinSpin = 2 * time.Microsecond
 	// MaxSpin is the longest spin budget, and a new Spin's.
 	MaxSpin = 50 * time.Microsecond
-	// probeEvery: every probeEvery-th wait in a row that slept spins
-	// MaxSpin.
+	// probeEvery: after every probeEvery-th wait in a row that slept,
+	// the next wait spins MaxSpin.
 	probeEvery = 8
 )
 
@@ -78,7 +82,9 @@ func (s *Spin) Found() {
 	}
 }
 
-// Slept records a wait that spun for its whole budget and then slept.
+// Slept records a wait that spun its whole budget without finding its
+// message (it then sleeps, or finds the message at the check just before
+// sleeping, or its context ended).
 func (s *Spin) Slept() {
 	s.sleeps.Add(1)
 	d := time.Duration(s.ns.Load())
@@ -93,22 +99,18 @@ func (s *Spin) Slept() {
 const spinYield = 64
 
 // spinFor calls poll until it reports true or d has passed, yielding the
-// processor every spinYield calls, and reports whether poll succeeded. It
-// reads the clock only once spinYield polls found nothing.
+// processor every spinYield calls, and reports whether poll succeeded.
 //
 // The yields matter at GOMAXPROCS <= 2: without them a spinning reader
 // could keep a writer goroutine of the same process off the CPU.
 func spinFor(d time.Duration, poll func() bool) bool {
-	var deadline time.Time
+	deadline := time.Now().Add(d)
 	for i := 1; ; i++ {
 		if poll() {
 			return true
 		}
 		if i%spinYield == 0 {
-			now := time.Now()
-			if deadline.IsZero() {
-				deadline = now.Add(d)
-			} else if now.After(deadline) {
+			if time.Now().After(deadline) {
 				return false
 			}
 			runtime.Gosched()

@@ -109,3 +109,20 @@ func TestSpinForGivesUp(t *testing.T) {
 		t.Fatalf("gave up after %v, before its 100 µs budget", d)
 	}
 }
+
+// TestSpinSleepsWrap: the count of sleeps in a row wraps at 2^32, a
+// multiple of probeEvery, losing at most the one probe due at the wrap.
+func TestSpinSleepsWrap(t *testing.T) {
+	var s Spin
+	s.sleeps.Store(^uint32(0) - 3)
+	probes := 0
+	for range 4 * probeEvery {
+		s.Slept()
+		if s.Budget() == MaxSpin {
+			probes++
+		}
+	}
+	if probes < 3 {
+		t.Fatalf("%d probes in %d sleeps in a row across the wrap, want 3 or 4", probes, 4*probeEvery)
+	}
+}
