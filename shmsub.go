@@ -30,14 +30,15 @@ type subRing struct {
 	cancel  context.CancelFunc
 	ctx     context.Context
 
-	mu     sync.Mutex // one reader at a time; guards rd and gone
-	rd     *shm.Reader
-	gone   bool // closed: region and cursor unmapped
-	resp   *respMux
-	direct bool // read by NextMsg (kindSync)
-	fc     shm.FrameCache
-	okSubj string // the last subject that passed the checks
-	view   View   // what NextView returns for this ring; r.mu held until Release
+	mu      sync.Mutex // one reader at a time; guards rd and gone
+	rd      *shm.Reader
+	gone    bool // closed: region and cursor unmapped
+	resp    *respMux
+	direct  bool // read by NextMsg (kindSync)
+	fc      shm.FrameCache
+	okSubj  string // the last subject that passed the checks
+	okReply string // the last reply subject that passed the checks
+	view    View   // what NextView returns for this ring; r.mu held until Release
 	// viewOut is set while a View of r is lent out (holding r.mu);
 	// dropPending asks its Release to unmap r (see shmDetachAll), and
 	// drainPending to queue what r holds first.
@@ -47,19 +48,26 @@ type subRing struct {
 	drainTo      atomic.Uint64 // with drainPending: the write sequence when the ring was detached
 }
 
-// frame parses and checks the frame in a view of r. Called with r.mu held.
-func (r *subRing) frame(data []byte) (shm.Frame, bool) {
-	f, err := shm.ParseFrameCached(data, &r.fc)
-	if err != nil {
-		return f, false
+// frame parses the frame in a view of r into f and checks it: a subject
+// the ring's pattern matches, a valid reply subject. Called with r.mu
+// held.
+func (r *subRing) frame(data []byte, f *shm.Frame) bool {
+	if r.fc.Parse(data, f) != nil {
+		return false
 	}
 	if f.Subject != r.okSubj {
 		if !validSubject(f.Subject, false) || !subject.Match(r.pattern, f.Subject) {
-			return f, false
+			return false
 		}
 		r.okSubj = f.Subject
 	}
-	return f, f.Reply == "" || validSubject(f.Reply, false)
+	if f.Reply != "" && f.Reply != r.okReply {
+		if !validSubject(f.Reply, false) {
+			return false
+		}
+		r.okReply = f.Reply
+	}
+	return true
 }
 
 // shmAttach starts reading a ring for the subscription the hub names.
@@ -128,7 +136,8 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) (last bool) {
 	if m.Missed > 0 {
 		s.missed(m.Missed)
 	}
-	f, ok := r.frame(m.Data)
+	var f shm.Frame
+	ok := r.frame(m.Data, &f)
 	var fr protocol.Frame
 	var msg *Msg
 	switch {

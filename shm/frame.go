@@ -131,15 +131,56 @@ func PutCheckedFrame(dst []byte, subj, reply string, hdrLen int) (body []byte, e
 func ParseFrame(payload []byte) (Frame, error) { return parseFrame(payload, nil) }
 
 // FrameCache holds the subject and reply subject of the last frame parsed
-// with ParseFrameCached, already validated.
+// with ParseFrameCached or Parse, already validated.
 type FrameCache struct {
 	Subject, Reply string
+
+	// prefix is the fixed part, subject and reply subject of the last
+	// frame parsed in full, encoded from the validated values; hdrLen is
+	// its header block length.
+	prefix []byte
+	hdrLen int
 }
 
 // ParseFrameCached is ParseFrame, reusing c's strings when the frame
 // carries the same subject or reply subject as the last one (a stream to
 // one subject then parses without allocating), and remembering new ones.
-func ParseFrameCached(payload []byte, c *FrameCache) (Frame, error) { return parseFrame(payload, c) }
+func ParseFrameCached(payload []byte, c *FrameCache) (Frame, error) {
+	var f Frame
+	err := c.Parse(payload, &f)
+	return f, err
+}
+
+// Parse is ParseFrameCached into *f, which it sets only on success. A
+// frame that begins with the same bytes as the last one c parsed (fixed
+// part, subject and reply subject: a stream from one publisher to one
+// subject) is parsed with one comparison of those bytes, against a copy
+// of what was validated, so a payload that changes meanwhile yields that
+// frame or the full parse, never a mix.
+func (c *FrameCache) Parse(payload []byte, f *Frame) error {
+	if n := len(c.prefix); n > 0 && len(payload) >= n && string(payload[:n]) == string(c.prefix) {
+		body := payload[n:]
+		if c.hdrLen > len(body) {
+			return fmt.Errorf("%w: header block of %d bytes in a %d-byte body", ErrBadFrame, c.hdrLen, len(body))
+		}
+		*f = Frame{Subject: c.Subject, Reply: c.Reply, HdrLen: c.hdrLen, Body: body}
+		return nil
+	}
+	fr, err := parseFrame(payload, c)
+	if err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	p := le.AppendUint16(c.prefix[:0], uint16(len(fr.Subject)))
+	p = le.AppendUint16(p, uint16(len(fr.Reply)))
+	p = le.AppendUint32(p, uint32(fr.HdrLen))
+	p = le.AppendUint32(p, 0)
+	p = append(p, fr.Subject...)
+	c.prefix = append(p, fr.Reply...)
+	c.hdrLen = fr.HdrLen
+	*f = fr
+	return nil
+}
 
 func parseFrame(payload []byte, c *FrameCache) (Frame, error) {
 	if len(payload) < FrameHeaderSize {

@@ -206,3 +206,42 @@ func TestPutCheckedFrame(t *testing.T) {
 		t.Fatal("PutCheckedFrame into a buffer too small")
 	}
 }
+
+// FuzzFrameCache: a cache warmed by one payload parses the next exactly
+// as ParseFrame does, whether or not it shares the first one's prefix
+// (the fast path compares the prefix bytes against what was validated).
+func FuzzFrameCache(f *testing.F) {
+	a := encodeFrame(f, "foo.bar", "", nil, []byte("0123456789abcdef"))
+	f.Add(a, encodeFrame(f, "foo.bar", "", nil, []byte("another body")))
+	f.Add(a, encodeFrame(f, "foo.bar", "", []byte("NATS/1.0\r\n\r\n"), []byte("x")))
+	f.Add(a, encodeFrame(f, "foo.baz", "", nil, nil))
+	f.Add(a, a[:FrameHeaderSize+len("foo.bar")])
+	f.Add(a, append(append([]byte{}, a[:FrameHeaderSize+len("foo.bar")]...), 0xff))
+	f.Add(encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), nil), encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), []byte("z")))
+	// Same prefix, header block longer than the body left.
+	h := encodeFrame(f, "a", "", []byte("NATS/1.0\r\n\r\n"), nil)
+	f.Add(h, h[:len(h)-1])
+	f.Fuzz(func(t *testing.T, p1, p2 []byte) {
+		var c FrameCache
+		var f1, f2 Frame
+		err1 := c.Parse(p1, &f1)
+		if w, werr := ParseFrame(p1); (werr == nil) != (err1 == nil) || (werr == nil && !sameFrame(w, f1)) {
+			t.Fatalf("first payload: Parse %+v %v, ParseFrame %+v %v", f1, err1, w, werr)
+		}
+		err2 := c.Parse(p2, &f2)
+		w, werr := ParseFrame(p2)
+		if (werr == nil) != (err2 == nil) || (werr == nil && !sameFrame(w, f2)) {
+			t.Fatalf("second payload: Parse %+v %v, ParseFrame %+v %v", f2, err2, w, werr)
+		}
+		if err2 != nil && !errors.Is(err2, ErrBadFrame) {
+			t.Fatalf("error %v does not wrap ErrBadFrame", err2)
+		}
+		if err2 == nil && len(f2.Body) > 0 && unsafe.SliceData(f2.Body) != &p2[len(p2)-len(f2.Body)] {
+			t.Fatal("Body is not the payload's tail")
+		}
+	})
+}
+
+func sameFrame(a, b Frame) bool {
+	return a.Subject == b.Subject && a.Reply == b.Reply && a.HdrLen == b.HdrLen && bytes.Equal(a.Body, b.Body) && len(a.Body) == len(b.Body)
+}

@@ -290,36 +290,34 @@ func (r *Reader) intact() bool {
 // skipped a corrupt slot and found no message, ErrClosed if the writer
 // closed the ring and every message was read.
 func (r *Reader) TryNext() (Msg, error) {
-	m, err := r.tryNext()
-	if err != nil && err != ErrEmpty {
-		r.syncPosNow() // closed, or stuck on corruption: say exactly where
-	} else {
-		r.syncPos()
-	}
-	return m, err
-}
-
-func (r *Reader) tryNext() (Msg, error) {
+	// One function, not a wrapper around another that returns the Msg:
+	// each copy of a Msg on the way out cost a 16 B round trip a few ns.
 	if !r.intact() {
 		r.stats.Torn++
 	}
 	m, corrupt, ok := r.poll()
 	switch {
 	case ok:
+		r.syncPos()
 		return m, nil
 	case corrupt:
+		r.syncPosNow() // stuck on corruption: say exactly where
 		return Msg{}, ErrCorrupt
-	case u32(r.mem, OffClosed).Load() != 0:
-		// Publish stores the write sequence before a Close can store the
-		// flag, so one more poll sees every message.
-		if m, corrupt, ok := r.poll(); ok {
-			return m, nil
-		} else if corrupt {
-			return Msg{}, ErrCorrupt
-		}
-		return Msg{}, ErrClosed
+	case u32(r.mem, OffClosed).Load() == 0:
+		r.syncPos()
+		return Msg{}, ErrEmpty
 	}
-	return Msg{}, ErrEmpty
+	// Publish stores the write sequence before a Close can store the
+	// flag, so one more poll sees every message.
+	if m, corrupt, ok = r.poll(); ok {
+		r.syncPos()
+		return m, nil
+	}
+	r.syncPosNow() // closed, or stuck on corruption: say exactly where
+	if corrupt {
+		return Msg{}, ErrCorrupt
+	}
+	return Msg{}, ErrClosed
 }
 
 // poll does a bounded amount of work: at most pollAttempts slot checks,
