@@ -62,3 +62,7 @@ func ShmTracked(c *Conn) int {
 
 // SubSpinBudget returns the spin budget of s's NextMsg and NextView.
 func SubSpinBudget(s *Subscription) time.Duration { return s.spin.Budget() }
+
+// SubSleeping reports whether a goroutine sleeps (or is about to) in s's
+// sleepRings.
+func SubSleeping(s *Subscription) bool { return s.sleep.sleeping.Load() }

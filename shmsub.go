@@ -20,7 +20,8 @@ import (
 // the rings of callback, channel and request subscriptions and hands each
 // message to the subscription like the socket reader does (shmpump.go); a
 // SubscribeSync subscription reads it in NextMsg itself (see pollRings),
-// with a watcher goroutine only while NextMsg sleeps.
+// and sleeps on it in sleepRings (or, when another goroutine sleeps for
+// the subscription already, with a watcher goroutine per ring).
 type subRing struct {
 	id      uint64
 	reader  uint64 // the hub's id of this reader, for DETACHED
@@ -333,8 +334,8 @@ func (s *Subscription) shmDetachAll(drain bool) {
 		if !r.direct {
 			continue // the pump drains and drops it
 		}
-		// No goroutine owns it: unmap it here (a watcher, cancelled above,
-		// lets go of it first). A View lent out holds r.mu until its
+		// No goroutine owns it: unmap it here (a watcher or sleepRings,
+		// cancelled above, lets go of it first). A View lent out holds r.mu until its
 		// Release, maybe on this very goroutine (AutoUnsubscribe or Close
 		// with a View in hand): then Release unmaps it. Dekker with
 		// Release, which clears viewOut, then loads dropPending: one of

@@ -74,8 +74,9 @@ type Subscription struct {
 	viewed   atomic.Int64
 	counting atomic.Bool
 	// spin is how long NextMsg and NextView spin on the rings before they
-	// sleep (waitFor).
-	spin shm.Spin
+	// sleep (waitFor), and sleep is how they sleep then (shmsleep.go).
+	spin  shm.Spin
+	sleep ringSleeper
 }
 
 // Subscribe expresses interest in subject (wildcards allowed) and calls cb
@@ -267,6 +268,7 @@ func (s *Subscription) wake() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+	s.sleep.kick()
 }
 
 // pop removes the oldest pending message. Called with mu held and the
@@ -553,8 +555,9 @@ func (s *Subscription) waitRings(ctx context.Context) { s.waitFor(ctx, s.pollRin
 // waitFor polls (poll, and the socket's kick) for the subscription's
 // adaptive spin budget (shm.Spin: 2–50 µs), yielding every 64 polls,
 // until poll reports it found something (if this process has a spinner
-// slot free: see acquireSpin); then it sleeps with a watcher goroutine on
-// each ring until one has a message or the socket reader queued one.
+// slot free: see acquireSpin); then it sleeps until a ring has a message
+// or the socket reader queued one: in sleepRings, or, when another
+// goroutine sleeps for s already, with a watcher goroutine on each ring.
 func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	if poll() {
 		return
@@ -575,6 +578,9 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 			return
 		}
 		s.spin.Slept()
+	}
+	if s.sleepRings(ctx) {
+		return
 	}
 	stop := s.watchRings(ctx)
 	select {

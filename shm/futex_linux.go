@@ -1,6 +1,8 @@
 package shm
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -60,5 +62,25 @@ func futexWaitAny(ws []futexWaitv, d time.Duration) bool {
 	}
 	// ENOSYS (before 5.16), or EPERM from a seccomp filter: the caller
 	// naps instead, rather than spinning on an error.
+	waitvFailed.Store(true)
 	return false
+}
+
+var (
+	waitvFailed atomic.Bool // a futex_waitv call failed: it does not work here
+	waitvProbe  sync.Once
+)
+
+// WaitAnyWorks reports whether futex_waitv(2), which Waiter.Wait sleeps
+// in, works in this process: not before Linux 5.16, nor under a seccomp
+// filter that predates it. Without it a Waiter naps 1 ms at a time, which
+// is fine for a pump that loops anyway but not for a caller that would
+// rather sleep on one ring with FUTEX_WAIT. It tries the call once (on a
+// word that does not hold the value asked for, so it returns at once).
+func WaitAnyWorks() bool {
+	waitvProbe.Do(func() {
+		var word uint32
+		futexWaitAny([]futexWaitv{{val: 1, uaddr: uint64(uintptr(unsafe.Pointer(&word))), flags: futex2Size32}}, time.Millisecond)
+	})
+	return !waitvFailed.Load()
 }

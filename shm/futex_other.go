@@ -25,3 +25,6 @@ const (
 )
 
 func futexWaitAny(ws []futexWaitv, d time.Duration) bool { return false }
+
+// WaitAnyWorks reports whether futex_waitv(2) works here: only on Linux.
+func WaitAnyWorks() bool { return false }

@@ -122,6 +122,13 @@ func (w *Waiter) Wait(ctx context.Context, rs []*Reader, since uint32) error {
 	return nil
 }
 
+// Ready reports whether one of rs has something to return (a message
+// past its position, or its ring closed) or the kick count differs from
+// since: what makes Wait return, other than its naps ending. A caller
+// that must not return to its spin after a nap waits again while Ready is
+// false. The readers are used as by Wait.
+func (w *Waiter) Ready(rs []*Reader, since uint32) bool { return w.done(rs, since) }
+
 // done reports whether a reader has something or a Kick came.
 func (w *Waiter) done(rs []*Reader, since uint32) bool {
 	if w.kick.Load() != since {

@@ -1,0 +1,197 @@
+package switchboard_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"switchboard"
+	"switchboard/shm"
+)
+
+// ringPair returns a publisher and a SubscribeSync subscription on subj
+// whose messages go through a ring (what the publisher wrote into its
+// ring has all been read).
+func ringPair(t *testing.T, url, subj string) (*switchboard.Conn, *switchboard.Conn, *switchboard.Subscription) {
+	t.Helper()
+	sub := shmConnect(t, url, nil)
+	pub := shmConnect(t, url, nil)
+	s, err := sub.SubscribeSync(subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; switchboard.ShmWriting(pub) == 0; i++ {
+		if i > 2000 {
+			t.Fatal("no ring handed out")
+		}
+		if err := pub.Publish(subj, []byte("warm")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NextMsg(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sub, pub, s
+}
+
+// TestShmSleepWakes: NextMsg and NextView asleep on a subscription's
+// rings (the spin long over) wake for each thing that should end the
+// wait: a ring message, a socket message, the caller's ctx, Unsubscribe,
+// Close. A wake-up lost would hang the wait until the test's deadline.
+func TestShmSleepWakes(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	const subj = "sleep.wakes"
+	// asleep returns once the wait on s sleeps in sleepRings (where
+	// futex_waitv works; else after 20 ms, far beyond any spin).
+	asleep := func(t *testing.T, s *switchboard.Subscription) {
+		t.Helper()
+		if !shm.WaitAnyWorks() {
+			time.Sleep(20 * time.Millisecond)
+			return
+		}
+		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the wait never went to sleep in sleepRings")
+			}
+		}
+	}
+	type result struct {
+		data string
+		err  error
+	}
+	// wait starts NextMsg (or NextView) on s and returns its result channel.
+	wait := func(ctx context.Context, s *switchboard.Subscription, view bool) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			if view {
+				v, err := s.NextView(ctx)
+				if err != nil {
+					ch <- result{err: err}
+					return
+				}
+				d := string(v.Data)
+				v.Release()
+				ch <- result{data: d}
+				return
+			}
+			m, err := s.NextMsg(ctx)
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			ch <- result{data: string(m.Data)}
+		}()
+		return ch
+	}
+	get := func(t *testing.T, ch chan result) result {
+		t.Helper()
+		select {
+		case r := <-ch:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatal("the wait never woke up")
+			return result{}
+		}
+	}
+	for _, view := range []bool{false, true} {
+		name := map[bool]string{false: "NextMsg", true: "NextView"}[view]
+		t.Run(name+"/ring message", func(t *testing.T) {
+			_, pub, s := ringPair(t, sh.unix, subj)
+			ch := wait(context.Background(), s, view)
+			asleep(t, s)
+			if err := pub.Publish(subj, []byte("by ring")); err != nil {
+				t.Fatal(err)
+			}
+			if r := get(t, ch); r.err != nil || r.data != "by ring" {
+				t.Fatalf("got %q, %v", r.data, r.err)
+			}
+		})
+		t.Run(name+"/socket message", func(t *testing.T) {
+			_, _, s := ringPair(t, sh.unix, subj)
+			sock := shmConnect(t, sh.unix, &switchboard.Options{NoSharedMemory: true})
+			ch := wait(context.Background(), s, view)
+			asleep(t, s)
+			if err := sock.Publish(subj, []byte("by socket")); err != nil {
+				t.Fatal(err)
+			}
+			if r := get(t, ch); r.err != nil || r.data != "by socket" {
+				t.Fatalf("got %q, %v", r.data, r.err)
+			}
+		})
+		t.Run(name+"/ctx", func(t *testing.T) {
+			_, _, s := ringPair(t, sh.unix, subj)
+			ctx, cancel := context.WithCancel(context.Background())
+			ch := wait(ctx, s, view)
+			asleep(t, s)
+			cancel()
+			if r := get(t, ch); !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("got %q, %v, want context.Canceled", r.data, r.err)
+			}
+		})
+		t.Run(name+"/Unsubscribe", func(t *testing.T) {
+			_, _, s := ringPair(t, sh.unix, subj)
+			ch := wait(context.Background(), s, view)
+			asleep(t, s)
+			if err := s.Unsubscribe(); err != nil {
+				t.Fatal(err)
+			}
+			if r := get(t, ch); r.err == nil {
+				t.Fatalf("got %q after Unsubscribe, want an error", r.data)
+			}
+		})
+		t.Run(name+"/Close", func(t *testing.T) {
+			sub, _, s := ringPair(t, sh.unix, subj)
+			ch := wait(context.Background(), s, view)
+			asleep(t, s)
+			sub.Close()
+			if r := get(t, ch); r.err == nil {
+				t.Fatalf("got %q after Close, want an error", r.data)
+			}
+		})
+	}
+}
+
+// TestShmSleepTwoCallers: two goroutines waiting in NextMsg on one
+// subscription (one sleeps on the rings itself, the other with watcher
+// goroutines) both get a message.
+func TestShmSleepTwoCallers(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	const subj = "sleep.two"
+	_, pub, s := ringPair(t, sh.unix, subj)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	got := make(chan string, 2)
+	for range 2 {
+		wg.Go(func() {
+			m, err := s.NextMsg(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- string(m.Data)
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	for _, d := range []string{"one", "two"} {
+		if err := pub.Publish(subj, []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(got)
+	seen := map[string]bool{}
+	for d := range got {
+		seen[d] = true
+	}
+	if !seen["one"] || !seen["two"] {
+		t.Fatalf("the two callers got %v", seen)
+	}
+}
