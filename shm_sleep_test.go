@@ -195,3 +195,47 @@ func TestShmSleepTwoCallers(t *testing.T) {
 		t.Fatalf("the two callers got %v", seen)
 	}
 }
+
+// TestShmSyncSecondCallerDeadline: while one goroutine sleeps in NextMsg
+// on a subscription's ring (holding it), a second caller with a deadline
+// gets its deadline, not a wait for the first one to wake.
+func TestShmSyncSecondCallerDeadline(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	const subj = "sleep.deadline"
+	_, pub, s := ringPair(t, sh.unix, subj)
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.NextMsg(context.Background())
+		first <- err
+	}()
+	if shm.WaitAnyWorks() {
+		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the first caller never went to sleep in sleepRings")
+			}
+		}
+	} else {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	second := make(chan error, 1)
+	go func() {
+		_, err := s.NextMsg(ctx)
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second caller: %v, want its deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second caller's deadline passed unnoticed while the first slept")
+	}
+	if err := pub.Publish(subj, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"switchboard/internal/protocol"
 	"switchboard/internal/subject"
@@ -260,7 +261,9 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 		s.conn.spawn(func(*worker) {
 			defer unhook()
 			defer wg.Done()
-			r.mu.Lock()
+			if !lockUnlessDone(&r.mu, wctx) {
+				return
+			}
 			var err error
 			if !r.gone {
 				r.rd.SetSpin(false)   // waitFor spun already
@@ -275,6 +278,30 @@ func (s *Subscription) watchRings(ctx context.Context) (stop func()) {
 	return func() {
 		cancel()
 		wg.Wait()
+	}
+}
+
+// lockUnlessDone takes mu, or gives up when ctx ends. A watcher finds the
+// ring held only while another goroutine reads or sleeps on it (a second
+// caller of NextMsg on the subscription); with a plain Lock, the stop of
+// this wait waited for that other goroutine, and a deadline of this
+// caller's passed unnoticed (TestShmSyncSecondCallerDeadline). It polls
+// every millisecond meanwhile.
+func lockUnlessDone(mu *sync.Mutex, ctx context.Context) bool {
+	if mu.TryLock() {
+		return true
+	}
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			if mu.TryLock() {
+				return true
+			}
+		}
 	}
 }
 
