@@ -2,10 +2,7 @@ package switchboard_test
 
 import (
 	"context"
-	"runtime"
 	"testing"
-
-	"switchboard"
 )
 
 // BenchmarkShmHop16B: one goroutine publishes a 16 B message into a ring
@@ -13,18 +10,8 @@ import (
 // round trip, with no other core involved.
 func BenchmarkShmHop16B(b *testing.B) {
 	sh := startShmHubB(b)
-	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	_, p, sub := ringPair(b, sh.unix, "bench.hop", nil)
 	ctx := context.Background()
-	sub, _ := s.SubscribeSync("bench.hop")
-	s.Flush(ctx)
-	p.Publish("bench.hop", []byte("warm"))
-	p.Flush(ctx)
-	if _, err := sub.NextMsg(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for switchboard.ShmWriting(p) == 0 {
-		runtime.Gosched()
-	}
 	buf := make([]byte, 16)
 	for range 1000 {
 		p.Publish("bench.hop", buf)

@@ -53,7 +53,7 @@ func denyFutexWaitv(t *testing.T) {
 func idleSleepCost(t *testing.T) (csw int64, cpu, latency time.Duration) {
 	sh := startShmHub(t, 1<<20)
 	const subj = "test.nowaitv"
-	_, pub, s := ringPair(t, sh.unix, subj)
+	_, pub, s := ringPair(t, sh.unix, subj, nil)
 	got := make(chan time.Time, 1)
 	go func() {
 		if _, err := s.NextMsg(context.Background()); err == nil {

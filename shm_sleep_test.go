@@ -11,36 +11,6 @@ import (
 	"switchboard/shm"
 )
 
-// ringPair returns a publisher and a SubscribeSync subscription on subj
-// whose messages go through a ring (what the publisher wrote into its
-// ring has all been read).
-func ringPair(t *testing.T, url, subj string) (*switchboard.Conn, *switchboard.Conn, *switchboard.Subscription) {
-	t.Helper()
-	sub := shmConnect(t, url, nil)
-	pub := shmConnect(t, url, nil)
-	s, err := sub.SubscribeSync(subj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for i := 0; switchboard.ShmWriting(pub) == 0; i++ {
-		if i > 2000 {
-			t.Fatal("no ring handed out")
-		}
-		if err := pub.Publish(subj, []byte("warm")); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.NextMsg(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return sub, pub, s
-}
-
 // TestShmSleepWakes: NextMsg and NextView asleep on a subscription's
 // rings (the spin long over) wake for each thing that should end the
 // wait: a ring message, a socket message, the caller's ctx, Unsubscribe,
@@ -103,7 +73,7 @@ func TestShmSleepWakes(t *testing.T) {
 	for _, view := range []bool{false, true} {
 		name := map[bool]string{false: "NextMsg", true: "NextView"}[view]
 		t.Run(name+"/ring message", func(t *testing.T) {
-			_, pub, s := ringPair(t, sh.unix, subj)
+			_, pub, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
 			asleep(t, s)
 			if err := pub.Publish(subj, []byte("by ring")); err != nil {
@@ -114,7 +84,7 @@ func TestShmSleepWakes(t *testing.T) {
 			}
 		})
 		t.Run(name+"/socket message", func(t *testing.T) {
-			_, _, s := ringPair(t, sh.unix, subj)
+			_, _, s := ringPair(t, sh.unix, subj, nil)
 			sock := shmConnect(t, sh.unix, &switchboard.Options{NoSharedMemory: true})
 			ch := wait(context.Background(), s, view)
 			asleep(t, s)
@@ -126,7 +96,7 @@ func TestShmSleepWakes(t *testing.T) {
 			}
 		})
 		t.Run(name+"/ctx", func(t *testing.T) {
-			_, _, s := ringPair(t, sh.unix, subj)
+			_, _, s := ringPair(t, sh.unix, subj, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			ch := wait(ctx, s, view)
 			asleep(t, s)
@@ -136,7 +106,7 @@ func TestShmSleepWakes(t *testing.T) {
 			}
 		})
 		t.Run(name+"/Unsubscribe", func(t *testing.T) {
-			_, _, s := ringPair(t, sh.unix, subj)
+			_, _, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
 			asleep(t, s)
 			if err := s.Unsubscribe(); err != nil {
@@ -147,7 +117,7 @@ func TestShmSleepWakes(t *testing.T) {
 			}
 		})
 		t.Run(name+"/Close", func(t *testing.T) {
-			sub, _, s := ringPair(t, sh.unix, subj)
+			sub, _, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
 			asleep(t, s)
 			sub.Close()
@@ -164,7 +134,7 @@ func TestShmSleepWakes(t *testing.T) {
 func TestShmSleepTwoCallers(t *testing.T) {
 	sh := startShmHub(t, 1<<20)
 	const subj = "sleep.two"
-	_, pub, s := ringPair(t, sh.unix, subj)
+	_, pub, s := ringPair(t, sh.unix, subj, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -202,7 +172,7 @@ func TestShmSleepTwoCallers(t *testing.T) {
 func TestShmSyncSecondCallerDeadline(t *testing.T) {
 	sh := startShmHub(t, 1<<20)
 	const subj = "sleep.deadline"
-	_, pub, s := ringPair(t, sh.unix, subj)
+	_, pub, s := ringPair(t, sh.unix, subj, nil)
 	first := make(chan error, 1)
 	go func() {
 		_, err := s.NextMsg(context.Background())

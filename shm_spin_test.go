@@ -23,15 +23,7 @@ func TestShmSyncSpinSettles(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			sh := startShmHub(t, 1<<20)
-			sub := shmConnect(t, sh.unix, nil)
-			pub := shmConnect(t, sh.unix, nil)
-			s, err := sub.SubscribeSync("spin.settle")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sub.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			_, pub, s := ringPair(t, sh.unix, "spin.settle", nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			next := func() {
@@ -49,15 +41,6 @@ func TestShmSyncSpinSettles(t *testing.T) {
 				v.Release()
 			}
 			buf := make([]byte, 16)
-			for i := 0; switchboard.ShmWriting(pub) == 0; i++ { // until the ring is in use
-				if i > 2000 {
-					t.Fatal("no ring handed out")
-				}
-				if err := pub.Publish("spin.settle", buf); err != nil {
-					t.Fatal(err)
-				}
-				next()
-			}
 			out := switchboard.ShmOut(pub)
 			const waits = 12 // not a multiple of 8: no probe due at the end
 			go func() {

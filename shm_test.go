@@ -105,6 +105,37 @@ func shmConnectTB(t testing.TB, url string, o *switchboard.Options) *switchboard
 	return nc
 }
 
+// ringPair returns a subscriber's Conn (with options subOpts), a
+// publisher's, and a SubscribeSync subscription on subj whose messages
+// from that publisher go through a ring: it publishes and reads until
+// the publisher writes into a ring, and everything written was read.
+func ringPair(tb testing.TB, url, subj string, subOpts *switchboard.Options) (*switchboard.Conn, *switchboard.Conn, *switchboard.Subscription) {
+	tb.Helper()
+	sub := shmConnectTB(tb, url, subOpts)
+	pub := shmConnectTB(tb, url, nil)
+	s, err := sub.SubscribeSync(subj)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := sub.Flush(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := 0; switchboard.ShmWriting(pub) == 0; i++ {
+		if i > 2000 {
+			tb.Fatal("no ring handed out")
+		}
+		if err := pub.Publish(subj, []byte("warm")); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := s.NextMsg(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sub, pub, s
+}
+
 func openFds(t *testing.T) int {
 	t.Helper()
 	es, err := os.ReadDir("/proc/self/fd")
