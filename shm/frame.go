@@ -131,7 +131,9 @@ func PutCheckedFrame(dst []byte, subj, reply string, hdrLen int) (body []byte, e
 func ParseFrame(payload []byte) (Frame, error) { return parseFrame(payload, nil) }
 
 // FrameCache holds the subject and reply subject of the last frame parsed
-// with ParseFrameCached or Parse, already validated.
+// with ParseFrameCached or Parse, already validated. Read its fields, do
+// not set them, and do not copy a FrameCache in use: the fast path of
+// Parse trusts them.
 type FrameCache struct {
 	Subject, Reply string
 
@@ -166,10 +168,15 @@ func (c *FrameCache) Parse(payload []byte, f *Frame) error {
 		*f = Frame{Subject: c.Subject, Reply: c.Reply, HdrLen: c.hdrLen, Body: body}
 		return nil
 	}
-	fr, err := parseFrame(payload, c)
+	// parseFrame remembers a new subject before it checks the reply:
+	// let it touch a copy, so that a frame it rejects leaves c as it was
+	// (else the fast path would pair the last prefix with its subject).
+	tmp := FrameCache{Subject: c.Subject, Reply: c.Reply}
+	fr, err := parseFrame(payload, &tmp)
 	if err != nil {
 		return err
 	}
+	c.Subject, c.Reply = tmp.Subject, tmp.Reply
 	le := binary.LittleEndian
 	p := le.AppendUint16(c.prefix[:0], uint16(len(fr.Subject)))
 	p = le.AppendUint16(p, uint16(len(fr.Reply)))

@@ -207,39 +207,70 @@ func TestPutCheckedFrame(t *testing.T) {
 	}
 }
 
-// FuzzFrameCache: a cache warmed by one payload parses the next exactly
-// as ParseFrame does, whether or not it shares the first one's prefix
-// (the fast path compares the prefix bytes against what was validated).
+// FuzzFrameCache: three payloads parsed in turn with one cache each give
+// what ParseFrame gives, whether or not they share the previous one's
+// prefix (the fast path compares the prefix bytes against what was
+// validated) and whatever the one between them did (an error between two
+// frames of one prefix once left the cache with the rejected frame's
+// subject: the last seed).
 func FuzzFrameCache(f *testing.F) {
 	a := encodeFrame(f, "foo.bar", "", nil, []byte("0123456789abcdef"))
-	f.Add(a, encodeFrame(f, "foo.bar", "", nil, []byte("another body")))
-	f.Add(a, encodeFrame(f, "foo.bar", "", []byte("NATS/1.0\r\n\r\n"), []byte("x")))
-	f.Add(a, encodeFrame(f, "foo.baz", "", nil, nil))
-	f.Add(a, a[:FrameHeaderSize+len("foo.bar")])
-	f.Add(a, append(append([]byte{}, a[:FrameHeaderSize+len("foo.bar")]...), 0xff))
-	f.Add(encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), nil), encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), []byte("z")))
-	// Same prefix, header block longer than the body left.
+	pre := a[:FrameHeaderSize+len("foo.bar")]
 	h := encodeFrame(f, "a", "", []byte("NATS/1.0\r\n\r\n"), nil)
-	f.Add(h, h[:len(h)-1])
-	f.Fuzz(func(t *testing.T, p1, p2 []byte) {
+	badReply := make([]byte, FrameSize("bar", "r y", 0))
+	if _, err := PutCheckedFrame(badReply, "bar", "r y", 0); err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][3][]byte{
+		{a, encodeFrame(f, "foo.bar", "", nil, []byte("another body")), a},
+		{a, encodeFrame(f, "foo.bar", "", []byte("NATS/1.0\r\n\r\n"), []byte("x")), a},
+		{a, encodeFrame(f, "foo.baz", "", nil, nil), a},
+		{a, pre, append(append([]byte{}, pre...), 0xff)},
+		{encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), nil), encodeFrame(f, "a", "_INBOX.1", []byte("NATS/1.0\r\n\r\n"), []byte("z")), nil},
+		{h, h[:len(h)-1], h}, // same prefix, header block longer than the body left
+		{a, badReply, a},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	f.Fuzz(func(t *testing.T, p1, p2, p3 []byte) {
 		var c FrameCache
-		var f1, f2 Frame
-		err1 := c.Parse(p1, &f1)
-		if w, werr := ParseFrame(p1); (werr == nil) != (err1 == nil) || (werr == nil && !sameFrame(w, f1)) {
-			t.Fatalf("first payload: Parse %+v %v, ParseFrame %+v %v", f1, err1, w, werr)
-		}
-		err2 := c.Parse(p2, &f2)
-		w, werr := ParseFrame(p2)
-		if (werr == nil) != (err2 == nil) || (werr == nil && !sameFrame(w, f2)) {
-			t.Fatalf("second payload: Parse %+v %v, ParseFrame %+v %v", f2, err2, w, werr)
-		}
-		if err2 != nil && !errors.Is(err2, ErrBadFrame) {
-			t.Fatalf("error %v does not wrap ErrBadFrame", err2)
-		}
-		if err2 == nil && len(f2.Body) > 0 && unsafe.SliceData(f2.Body) != &p2[len(p2)-len(f2.Body)] {
-			t.Fatal("Body is not the payload's tail")
+		for i, p := range [][]byte{p1, p2, p3} {
+			var g Frame
+			err := c.Parse(p, &g)
+			w, werr := ParseFrame(p)
+			if (werr == nil) != (err == nil) || (werr == nil && !sameFrame(w, g)) {
+				t.Fatalf("payload %d: Parse %+v %v, ParseFrame %+v %v", i, g, err, w, werr)
+			}
+			if err != nil && !errors.Is(err, ErrBadFrame) {
+				t.Fatalf("payload %d: error %v does not wrap ErrBadFrame", i, err)
+			}
+			if err == nil && len(g.Body) > 0 && unsafe.SliceData(g.Body) != &p[len(p)-len(g.Body)] {
+				t.Fatalf("payload %d: Body is not the payload's tail", i)
+			}
 		}
 	})
+}
+
+// TestFrameCacheRejectedFrameLeavesCache: a full parse that accepts a new
+// subject and then rejects the reply leaves the cache as it was: the next
+// frame with the old prefix keeps its own subject.
+func TestFrameCacheRejectedFrameLeavesCache(t *testing.T) {
+	var c FrameCache
+	var f Frame
+	a := encodeFrame(t, "foo", "", nil, []byte("x"))
+	if err := c.Parse(a, &f); err != nil || f.Subject != "foo" {
+		t.Fatal(f, err)
+	}
+	p := make([]byte, FrameSize("bar", "r y", 0)) // valid subject, reply with a space
+	if _, err := PutCheckedFrame(p, "bar", "r y", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Parse(p, &f); err == nil {
+		t.Fatal("bad reply accepted")
+	}
+	if err := c.Parse(a, &f); err != nil || f.Subject != "foo" {
+		t.Fatalf("payload with subject foo parsed as %q, %v", f.Subject, err)
+	}
 }
 
 func sameFrame(a, b Frame) bool {
