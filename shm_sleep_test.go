@@ -209,3 +209,55 @@ func TestShmSyncSecondCallerDeadline(t *testing.T) {
 		t.Fatalf("first caller: %v", err)
 	}
 }
+
+// TestShmSleepViewReleaseWakes: goroutine B sleeps in NextView while
+// goroutine A holds a View of the subscription's only ring (B cannot
+// watch it). A message arrives in the ring meanwhile; A's Release must
+// wake B, which then finds it.
+func TestShmSleepViewReleaseWakes(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	const subj = "sleep.view"
+	_, pub, s := ringPair(t, sh.unix, subj, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pub.Publish(subj, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.NextView(ctx) // held by this goroutine ("A")
+	if err != nil || string(v.Data) != "one" {
+		t.Fatalf("first view %q, %v", v.Data, err)
+	}
+	got := make(chan string, 1)
+	go func() { // B
+		w, err := s.NextView(ctx)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		d := string(w.Data)
+		w.Release()
+		got <- d
+	}()
+	if shm.WaitAnyWorks() {
+		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("B never went to sleep in sleepRings")
+			}
+		}
+	} else {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := pub.Publish(subj, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the message is in the ring, B asleep
+	v.Release()
+	select {
+	case d := <-got:
+		if d != "two" {
+			t.Fatalf("B got %q, want two", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B slept on after A released the ring holding a message")
+	}
+}

@@ -54,6 +54,12 @@ func (s *Subscription) sleepRings(ctx context.Context) bool {
 		sl.w = shm.NewWaiter()
 		sl.w.SetSpin(false) // waitFor spun already
 	}
+	// Flag the sleep before listing the rings: whatever changes the list
+	// or lends a ring back after the listing (a ring attached, a View
+	// released) kicks this sleep, and whatever did before is listed.
+	since := sl.w.Kicks()
+	sl.sleeping.Store(true)
+	defer sl.sleeping.Store(false)
 	var heldBuf [8]*subRing
 	var rdBuf [8]*shm.Reader
 	held, rds := heldBuf[:0], rdBuf[:0]
@@ -76,9 +82,6 @@ func (s *Subscription) sleepRings(ctx context.Context) bool {
 		held = append(held, r)
 		rds = append(rds, r.rd)
 	}
-	since := sl.w.Kicks()
-	sl.sleeping.Store(true)
-	defer sl.sleeping.Store(false)
 	// A ring detached (Unsubscribe, Close, a drain) ends the sleep: its
 	// detacher waits for r.mu, which this goroutine holds.
 	for _, r := range held {

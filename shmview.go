@@ -52,6 +52,7 @@ func (v *View) Release() bool {
 	ok := r.rd.Release()
 	_, last := v.Sub.unlendLocked(r) // unmaps r if it was detached while lent out
 	r.mu.Unlock()
+	v.Sub.sleep.kick() // another goroutine may sleep without watching r
 	if !ok {
 		v.Sub.missed(1)
 	}
