@@ -33,6 +33,10 @@ this command starts, and print:
   socket_msgs_per_s        the same stream with shared memory off (unix socket)
   large_rtt_p50_ns         4 MiB ping-pong, zero-copy both ways: Publisher.Loan/Send
                            and NextView (each side reads and writes 8 bytes of it)
+  wake_rtt_p50_ns,         the 16 B ping-pong with 2 ms of quiet before each round
+  wake_rtt_p99_ns          trip, so that both sides have stopped spinning and
+                           sleep: two wake-ups (not a target; the cost of a
+                           message to an idle subscriber)
   baseline_rtt_p50_ns      a raw two-process spin ping-pong on one shared page
                            (no hub, no client), measured in the same run
 
@@ -41,8 +45,8 @@ and the ratios the targets are stated in. The peer is a second process
 both sides spin while waiting.`
 
 type shmBenchSettings struct {
-	roundTrips, warmup, stream, large, baseline int
-	json                                        bool
+	roundTrips, warmup, stream, large, baseline, wake int
+	json                                              bool
 }
 
 // shmBenchResult is what bench shm prints with --json.
@@ -59,6 +63,9 @@ type shmBenchResult struct {
 	StreamMsgs       int     `json:"stream_msgs"`
 	LargeRTTP50NS    int64   `json:"large_rtt_p50_ns"`
 	LargeRoundTrips  int     `json:"large_round_trips"`
+	WakeRTTP50NS     int64   `json:"wake_rtt_p50_ns"`
+	WakeRTTP99NS     int64   `json:"wake_rtt_p99_ns"`
+	WakeRoundTrips   int     `json:"wake_round_trips"`
 	BaselineRTTP50NS int64   `json:"baseline_rtt_p50_ns"`
 	BaselineRTTP99NS int64   `json:"baseline_rtt_p99_ns"`
 	RTTVsBaseline    float64 `json:"rtt_vs_baseline"`
@@ -87,6 +94,7 @@ func newBenchShm() *cobra.Command {
 	f.IntVar(&s.stream, "stream", 1_000_000, "16 B messages in the one-way stream")
 	f.IntVar(&s.large, "large", 200, "4 MiB round trips measured")
 	f.IntVar(&s.baseline, "baseline", 200_000, "raw spin round trips measured")
+	f.IntVar(&s.wake, "wake", 200, "16 B round trips measured after 2 ms of quiet each")
 	return cmd
 }
 
@@ -143,10 +151,10 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	defer nc.Close()
 
 	fmt.Fprintln(stderr, "16 B ping-pong")
-	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, true); err != nil {
+	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, true, 0); err != nil {
 		return err
 	}
-	if res.CopyRTTP50NS, res.CopyRTTP99NS, _, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, false); err != nil {
+	if res.CopyRTTP50NS, res.CopyRTTP99NS, _, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, false, 0); err != nil {
 		return err
 	}
 	if res.PubRTTP50NS, res.PubRTTP99NS, err = shmPubPingPong(ctx, nc, s.warmup, s.roundTrips); err != nil {
@@ -170,6 +178,15 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	if res.SocketMsgsPerS, err = shmStream(ctx, sc, "sb.bench.sockstream", s.stream); err != nil {
 		return err
 	}
+	// Last of the ping-pongs: sleeping on both sides lets the kernel
+	// place the two processes on one CPU, which the phases after would
+	// feel (see docs/shm.md, "Wake-ups").
+	if s.wake > 0 {
+		fmt.Fprintln(stderr, "16 B ping-pong after 2 ms of quiet")
+		if res.WakeRTTP50NS, res.WakeRTTP99NS, res.WakeRoundTrips, err = shmPingPong(ctx, nc, 50, s.wake, true, wakePause); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(stderr, "idle subscriber CPU, 2 s")
 	if res.IdleCPUPercent, err = idleCPU(peer.cmd.Process.Pid, 2*time.Second); err != nil {
 		return err
@@ -192,6 +209,9 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
 	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
 	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
+	if res.WakeRoundTrips > 0 {
+		fmt.Fprintf(out, "16 B round trip after %v of quiet (both sides asleep): p50 %v  p99 %v\n", wakePause, time.Duration(res.WakeRTTP50NS), time.Duration(res.WakeRTTP99NS))
+	}
 	fmt.Fprintf(out, "idle subscriber process (5 subscriptions waiting): %.2f%% of a CPU (target ≈ 0)\n", res.IdleCPUPercent)
 	return nil
 }
@@ -205,7 +225,12 @@ func ratio(a, b float64) float64 {
 
 // shmPingPong measures 16 B round trips through the peer's echo, reading
 // the echo with NextView (view) or NextMsg.
-func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view bool) (p50, p99 int64, done int, err error) {
+// wakePause is the quiet before each round trip of the wake-up
+// ping-pong: far longer than any spin (at most 50 µs), so that both sides
+// sleep.
+const wakePause = 2 * time.Millisecond
+
+func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view bool, pause time.Duration) (p50, p99 int64, done int, err error) {
 	sub, err := nc.SubscribeSync("sb.bench.pong")
 	if err != nil {
 		return 0, 0, 0, err
@@ -217,6 +242,9 @@ func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view 
 	buf := make([]byte, 16)
 	samples := make([]int64, 0, n)
 	for i := range warmup + n {
+		if pause > 0 {
+			time.Sleep(pause)
+		}
 		binary.LittleEndian.PutUint64(buf, uint64(i))
 		t0 := time.Now()
 		if err := nc.Publish("sb.bench.ping", buf); err != nil {
