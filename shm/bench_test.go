@@ -164,3 +164,36 @@ func BenchmarkStream16BCursor(b *testing.B) {
 		b.Fatalf("a blocking reader missed %d messages", missed)
 	}
 }
+
+// BenchmarkRingHop16B: one goroutine writes a 16 B message (Loan, Commit,
+// no wake-up) and reads it (TryNext, Release): the ring's CPU work per
+// message on each side, with no other core and no cache line moving.
+func BenchmarkRingHop16B(b *testing.B) {
+	mem := make([]byte, 1<<20)
+	if err := Init(mem, 64, 64); err != nil {
+		b.Fatal(err)
+	}
+	w, err := NewWriter(mem)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := NewReader(mem)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		buf, err := w.Loan(16)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf[0] = 1
+		if err := w.Commit(16); err != nil {
+			b.Fatal(err)
+		}
+		m, err := r.TryNext()
+		if err != nil || len(m.Data) != 16 {
+			b.Fatalf("TryNext: %d bytes, %v", len(m.Data), err)
+		}
+		r.Release()
+	}
+}
