@@ -147,7 +147,7 @@ func (s *Subscription) pollView() *View {
 			if err != nil {
 				break
 			}
-			if s.beyondDrain(r, m) {
+			if r.drainPending.Load() && s.beyondDrain(r, m) {
 				break // published after the drain of r began: not for us
 			}
 			// From here r counts as lent out, so that shmDetachAll
@@ -157,7 +157,7 @@ func (s *Subscription) pollView() *View {
 			if m.Missed > 0 {
 				s.missed(m.Missed)
 			}
-			v, ok := s.viewOf(r, m)
+			v, ok := s.viewOf(r, m.Data)
 			if !ok {
 				r.rd.Release()
 				s.missed(1)
@@ -224,10 +224,10 @@ func (s *Subscription) finalView(r *subRing, v *View) *View {
 	return cp
 }
 
-// viewOf checks the frame in m and makes it a View.
-func (s *Subscription) viewOf(r *subRing, m shm.Msg) (*View, bool) {
+// viewOf checks the frame in data, a message's view, and makes it a View.
+func (s *Subscription) viewOf(r *subRing, data []byte) (*View, bool) {
 	var f shm.Frame
-	if !r.frame(m.Data, &f) {
+	if !r.frame(data, &f) {
 		return nil, false
 	}
 	// r.mu is held from here until Release, so r's own View is free: the
