@@ -95,8 +95,15 @@ func TestWakeSkip(t *testing.T) {
 			got <- Msg{Seq: m.Seq, Data: append([]byte(nil), m.Data...)}
 		}
 	}()
+	// The reader flags itself sleeping, then (fenceless writer) runs
+	// membarrier and checks the ring once more before FUTEX_WAIT. A
+	// message that lands in that window is found without a wake-up, and
+	// the writer, loading the flag after the reader cleared it, rightly
+	// makes none: a round may end with no wake-up, never with two.
+	prev := w.Stats().Wakes
 	for i := range rounds {
 		waitUntil(t, "the reader to go to sleep", cur.Sleeping)
+		time.Sleep(time.Millisecond) // mostly past that window
 		if err := w.Publish([]byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
@@ -104,15 +111,21 @@ func TestWakeSkip(t *testing.T) {
 		if !ok || len(m.Data) != 1 || m.Data[0] != byte(i) {
 			t.Fatalf("round %d: got %v, %v", i, m, ok)
 		}
-		if got := w.Stats().Wakes - 1; got != uint64(i+1) {
-			t.Fatalf("round %d: %d wake-ups, want %d", i, got, i+1)
+		now := w.Stats().Wakes
+		if now-prev > 1 {
+			t.Fatalf("round %d: %d wake-ups for one message", i, now-prev)
 		}
+		prev = now
 	}
+	if got := w.Stats().Wakes - 1; got < rounds/2 {
+		t.Fatalf("%d wake-ups in %d rounds with the reader asleep, want about one a round", got, rounds)
+	}
+	before := w.Stats().Wakes
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.Stats().Wakes - 1; got != rounds+1 {
-		t.Errorf("Close: %d wake-ups, want %d", got, rounds+1)
+	if got := w.Stats().Wakes - before; got != 1 {
+		t.Errorf("Close: %d wake-ups, want 1", got)
 	}
 }
 
