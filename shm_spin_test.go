@@ -10,7 +10,7 @@ import (
 )
 
 // TestShmSyncSpinSettles: a SubscribeSync subscription whose ring
-// messages come 20 ms apart, far beyond any spin, sleeps in every wait,
+// messages come 50 ms apart, far beyond any spin, sleeps in every wait,
 // so its spin budget halves down to shm.MinSpin, with NextMsg as with
 // NextView. (NextMsg once left a stale kick behind each message, which
 // the next wait counted as a find: the budget swung between 25 and 50 µs
@@ -45,7 +45,7 @@ func TestShmSyncSpinSettles(t *testing.T) {
 			const waits = 12 // not a multiple of 8: no probe due at the end
 			go func() {
 				for range waits {
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(50 * time.Millisecond)
 					if err := pub.Publish("spin.settle", buf); err != nil {
 						return
 					}
