@@ -11,6 +11,21 @@ import (
 	"switchboard/shm"
 )
 
+// waitAsleep returns once a wait on s (who) sleeps in sleepRings, where
+// futex_waitv works; elsewhere after 20 ms, far beyond any spin.
+func waitAsleep(t *testing.T, s *switchboard.Subscription, who string) {
+	t.Helper()
+	if !shm.WaitAnyWorks() {
+		time.Sleep(20 * time.Millisecond)
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never went to sleep in sleepRings", who)
+		}
+	}
+}
+
 // TestShmSleepWakes: NextMsg and NextView asleep on a subscription's
 // rings (the spin long over) wake for each thing that should end the
 // wait: a ring message, a socket message, the caller's ctx, Unsubscribe,
@@ -18,20 +33,6 @@ import (
 func TestShmSleepWakes(t *testing.T) {
 	sh := startShmHub(t, 1<<20)
 	const subj = "sleep.wakes"
-	// asleep returns once the wait on s sleeps in sleepRings (where
-	// futex_waitv works; else after 20 ms, far beyond any spin).
-	asleep := func(t *testing.T, s *switchboard.Subscription) {
-		t.Helper()
-		if !shm.WaitAnyWorks() {
-			time.Sleep(20 * time.Millisecond)
-			return
-		}
-		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the wait never went to sleep in sleepRings")
-			}
-		}
-	}
 	type result struct {
 		data string
 		err  error
@@ -75,7 +76,7 @@ func TestShmSleepWakes(t *testing.T) {
 		t.Run(name+"/ring message", func(t *testing.T) {
 			_, pub, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
-			asleep(t, s)
+			waitAsleep(t, s, "the wait")
 			if err := pub.Publish(subj, []byte("by ring")); err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +88,7 @@ func TestShmSleepWakes(t *testing.T) {
 			_, _, s := ringPair(t, sh.unix, subj, nil)
 			sock := shmConnect(t, sh.unix, &switchboard.Options{NoSharedMemory: true})
 			ch := wait(context.Background(), s, view)
-			asleep(t, s)
+			waitAsleep(t, s, "the wait")
 			if err := sock.Publish(subj, []byte("by socket")); err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func TestShmSleepWakes(t *testing.T) {
 			_, _, s := ringPair(t, sh.unix, subj, nil)
 			ctx, cancel := context.WithCancel(context.Background())
 			ch := wait(ctx, s, view)
-			asleep(t, s)
+			waitAsleep(t, s, "the wait")
 			cancel()
 			if r := get(t, ch); !errors.Is(r.err, context.Canceled) {
 				t.Fatalf("got %q, %v, want context.Canceled", r.data, r.err)
@@ -108,7 +109,7 @@ func TestShmSleepWakes(t *testing.T) {
 		t.Run(name+"/Unsubscribe", func(t *testing.T) {
 			_, _, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
-			asleep(t, s)
+			waitAsleep(t, s, "the wait")
 			if err := s.Unsubscribe(); err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +120,7 @@ func TestShmSleepWakes(t *testing.T) {
 		t.Run(name+"/Close", func(t *testing.T) {
 			sub, _, s := ringPair(t, sh.unix, subj, nil)
 			ch := wait(context.Background(), s, view)
-			asleep(t, s)
+			waitAsleep(t, s, "the wait")
 			sub.Close()
 			if r := get(t, ch); r.err == nil {
 				t.Fatalf("got %q after Close, want an error", r.data)
@@ -178,15 +179,7 @@ func TestShmSyncSecondCallerDeadline(t *testing.T) {
 		_, err := s.NextMsg(context.Background())
 		first <- err
 	}()
-	if shm.WaitAnyWorks() {
-		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the first caller never went to sleep in sleepRings")
-			}
-		}
-	} else {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAsleep(t, s, "the first caller")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	second := make(chan error, 1)
@@ -238,15 +231,7 @@ func TestShmSleepViewReleaseWakes(t *testing.T) {
 		w.Release()
 		got <- d
 	}()
-	if shm.WaitAnyWorks() {
-		for deadline := time.Now().Add(10 * time.Second); !switchboard.SubSleeping(s); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("B never went to sleep in sleepRings")
-			}
-		}
-	} else {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitAsleep(t, s, "B")
 	if err := pub.Publish(subj, []byte("two")); err != nil {
 		t.Fatal(err)
 	}
