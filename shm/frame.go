@@ -189,6 +189,18 @@ func (c *FrameCache) Parse(payload []byte, f *Frame) error {
 	return nil
 }
 
+// Body is the fast path of Parse alone: if payload begins with the same
+// bytes as the last frame c parsed and that frame had no header block, it
+// returns the body, and the frame's subject and reply subject are
+// c.Subject and c.Reply. Otherwise it returns false and the caller
+// parses (Parse).
+func (c *FrameCache) Body(payload []byte) ([]byte, bool) {
+	if n := len(c.prefix); n > 0 && c.hdrLen == 0 && len(payload) >= n && string(payload[:n]) == string(c.prefix) {
+		return payload[n:], true
+	}
+	return nil, false
+}
+
 func parseFrame(payload []byte, c *FrameCache) (Frame, error) {
 	if len(payload) < FrameHeaderSize {
 		return Frame{}, fmt.Errorf("%w: %d bytes, shorter than the frame header", ErrBadFrame, len(payload))

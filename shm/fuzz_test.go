@@ -23,10 +23,11 @@ func validRing(slots, size, msgs int) []byte {
 }
 
 // FuzzReaderOnGarbage hands a reader arbitrary bytes as a ring (header and
-// slots) and a script of reads interleaved with scribbles over the ring, as
-// a hostile peer would make. The reader must never panic, never return a
-// view outside the region or longer than a slot, and every call must
-// return (Next with a cancelled context, bounded script).
+// slots) and a script of reads (TryNext, TakeNext, Next, Recv, Poll) interleaved
+// with scribbles over the ring, as a hostile peer would make. The reader
+// must never panic, never return a view outside the region or longer than
+// a slot, and every call must return (Next with a cancelled context,
+// bounded script).
 func FuzzReaderOnGarbage(f *testing.F) {
 	f.Add(validRing(4, 16, 7), []byte{0, 0, 1, 2, 3, 0, 0})
 	f.Add(validRing(1, 0, 3), []byte{0, 2, 3})
@@ -80,7 +81,7 @@ func fuzzRead(t *testing.T, mem, script []byte, ctx context.Context) {
 		}
 	}
 	for i := 0; i < len(script); i++ {
-		switch script[i] % 6 {
+		switch script[i] % 8 {
 		case 0:
 			m, _ := r.TryNext()
 			checkMsg(m)
@@ -102,6 +103,14 @@ func fuzzRead(t *testing.T, mem, script []byte, ctx context.Context) {
 			}
 		case 5:
 			r.Rewind()
+		case 7:
+			data, _ := r.TakeNext()
+			checkMsg(Msg{Data: data})
+		case 6:
+			r.Poll(4, func(data []byte, _, _ uint64) bool {
+				checkMsg(Msg{Data: data})
+				return true
+			})
 		}
 	}
 	// A reader may always drain: a bounded number of TryNext calls

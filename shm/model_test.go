@@ -327,6 +327,48 @@ func TestRingModel(t *testing.T) {
 				m, err := mr.r.TryNext()
 				check(t, mr, m, err, false)
 			},
+			"takeNext": func(t *rapid.T) {
+				mr := pickReader(t)
+				pos, held := mr.r.Pos(), mr.held
+				data, ok := mr.r.TakeNext()
+				if !ok {
+					if mr.r.Pos() != pos || mr.held != held {
+						t.Fatalf("TakeNext found nothing but moved the reader from %d to %d", pos, mr.r.Pos())
+					}
+					return
+				}
+				if held {
+					t.Fatal("TakeNext took a message while a view was held")
+				}
+				check(t, mr, Msg{Data: data, Seq: mr.r.Pos() - 1}, nil, false)
+			},
+			"poll": func(t *rapid.T) {
+				mr := pickReader(t)
+				max := rapid.IntRange(1, 4).Draw(t, "max")
+				stopAt := rapid.IntRange(1, 5).Draw(t, "stopAt") // fn says stop at this message
+				releaseInside := rapid.Bool().Draw(t, "releaseInside")
+				mr.held = false // Poll releases the view first
+				calls := 0
+				n, err := mr.r.Poll(max, func(data []byte, seq, missed uint64) bool {
+					calls++
+					check(t, mr, Msg{Data: data, Seq: seq, Missed: missed}, nil, false)
+					if releaseInside && !mr.r.Release() {
+						t.Fatalf("Release inside Poll of message %d reported it torn", seq)
+					}
+					mr.held = false // released inside, or by Poll after fn
+					return calls != stopAt
+				})
+				if n != calls {
+					t.Fatalf("Poll returned %d, fn was called %d times", n, calls)
+				}
+				if n == max || calls == stopAt {
+					if err != nil {
+						t.Fatalf("Poll stopped after %d of max %d (stop at %d) with %v", n, max, stopAt, err)
+					}
+					return
+				}
+				check(t, mr, Msg{}, err, false) // nothing more: ErrEmpty or ErrClosed
+			},
 			"recv": func(t *rapid.T) {
 				mr := pickReader(t)
 				if mr.held {

@@ -399,6 +399,108 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 	return Msg{}, corrupt, false
 }
 
+// TakeNext is the common case of TryNext, for a caller that polls in a
+// loop: if the reader holds no view, has no losses to report and the next
+// slot holds the next message, it takes that message as a view (its
+// sequence is Pos()-1, nothing was missed before it) and returns its
+// payload. Otherwise it changes nothing and returns false: TryNext then
+// does the rest (release the view, report losses, lapping, corruption,
+// ErrEmpty, ErrClosed). It returns one slice where TryNext returns a Msg
+// and an error, which on a 16 B round trip is worth a few ns per hop.
+func (r *Reader) TakeNext() ([]byte, bool) {
+	if r.held || r.pending != 0 {
+		return nil, false
+	}
+	seq := r.next
+	off := r.g.slotOff(seq)
+	if u64(r.mem, off+SlotOffSeq).Load() != 2*seq+2 {
+		return nil, false
+	}
+	l := int(u32(r.mem, off+SlotOffLen).Load())
+	if uint64(l) > r.g.size {
+		return nil, false // corrupt, or changed under us: TryNext decides
+	}
+	r.next = seq + 1
+	r.held, r.heldSeq, r.heldOff = true, seq, off
+	r.stats.Read++
+	r.syncPos()
+	p := off + SlotOffPayload
+	return r.mem[p : p+l : p+l], true
+}
+
+// Poll passes fn the messages available now, up to max, without waiting,
+// and returns how many it passed; it releases any view still held first.
+// data is the payload, valid until fn returns: fn may call Release to
+// learn whether it was intact, and Poll releases it otherwise, counting a
+// torn one in Stats().Torn. missed is how many messages were lost before
+// this one (the Msg's Missed). fn returns false to stop after this
+// message. Poll's error is what TryNext would have returned when it found
+// no message (ErrEmpty, ErrCorrupt, ErrClosed), or nil when it passed max
+// messages or fn stopped it.
+//
+// It does per message only what a message needs: the slot's sequence,
+// its length, the call, the check that it was not overwritten. The
+// reader's position is published once, when Poll returns (or when fn
+// calls Release), not after every message; a writer waiting for this
+// reader sees the batch's progress then.
+func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n int, err error) {
+	if !r.intact() {
+		r.stats.Torn++
+	}
+	for n < max {
+		seq := r.next
+		off := r.g.slotOff(seq)
+		var data []byte
+		var missed uint64
+		fast := false
+		if u64(r.mem, off+SlotOffSeq).Load() == 2*seq+2 {
+			// The slot holds seq: "done" is stored after the length, and
+			// these loads keep their order (as in poll).
+			if l := int(u32(r.mem, off+SlotOffLen).Load()); uint64(l) <= r.g.size {
+				fast = true
+				missed, r.pending = r.pending, 0
+				r.next = seq + 1
+				r.held, r.heldSeq, r.heldOff = true, seq, off
+				r.stats.Read++
+				p := off + SlotOffPayload
+				data = r.mem[p : p+l : p+l]
+			}
+		}
+		if !fast {
+			m, corrupt, ok := r.poll()
+			if !ok && !corrupt && u32(r.mem, OffClosed).Load() != 0 {
+				// Publish stores the write sequence before a Close can
+				// store the flag, so one more poll sees every message.
+				m, corrupt, ok = r.poll()
+				if !ok && !corrupt {
+					r.syncPosNow()
+					err = ErrClosed
+					break
+				}
+			}
+			if !ok {
+				err = ErrEmpty
+				if corrupt {
+					r.syncPosNow() // stuck on corruption: say exactly where
+					err = ErrCorrupt
+				}
+				break
+			}
+			data, seq, missed = m.Data, m.Seq, m.Missed
+		}
+		n++
+		more := fn(data, seq, missed)
+		if r.held && !r.intact() {
+			r.stats.Torn++
+		}
+		if !more {
+			break
+		}
+	}
+	r.syncPos()
+	return n, err
+}
+
 // ready reports whether the reader has something to return (or the ring is
 // closed), with the same slot-first order of loads as poll.
 func (r *Reader) ready() bool {
