@@ -7,6 +7,7 @@ package switchboard_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -294,6 +295,39 @@ func ExampleSubscription_NextView() {
 			continue
 		}
 		fmt.Println("frame", first)
+	}
+}
+
+// ExampleSubscription_NextViews reads a stream of ticks in batches: one
+// call takes whatever the ring holds, up to 256 messages, and pays the
+// subscription's locks and spin once for all of them.
+func ExampleSubscription_NextViews() {
+	ctx := context.Background()
+	nc, err := switchboard.Connect(ctx, "", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+
+	sub, err := nc.SubscribeSync("market.ticks")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var sum uint64
+	for {
+		n, err := sub.NextViews(ctx, 256, func(v *switchboard.View) {
+			if len(v.Data) < 8 {
+				return
+			}
+			price := binary.LittleEndian.Uint64(v.Data) // read what you need...
+			if v.Release() {                            // ...and use it only if it was not overwritten
+				sum += price
+			}
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(n, "ticks, sum", sum)
 	}
 }
 

@@ -40,7 +40,11 @@ type shmState struct {
 	pubs    map[uint64]*shmPub  // rings to write, by id
 	waiters map[string]chan any // explicit ring requests by subject: *shmPub or error
 	list    atomic.Pointer[[]*shmPub]
-	gen     atomic.Uint64 // bumped under Conn.wmu when a ring joins list
+	// fast holds the rings of list whose pattern is a valid literal
+	// subject that no other ring matches: Publish on such a subject
+	// writes into the ring without looking further (publishFast).
+	fast atomic.Pointer[[]*shmPub]
+	gen  atomic.Uint64 // bumped under Conn.wmu when a ring joins list
 
 	// What went out through rings, for Conn.Stats: the rings still mapped
 	// keep their counts in their headers (the writer stores them anyway,
@@ -255,6 +259,7 @@ func (c *Conn) shmLost() {
 	pubs := st.pubs
 	st.pubs = nil
 	st.list.Store(nil)
+	st.fast.Store(nil)
 	waiters := st.waiters
 	st.waiters = nil
 	st.mu.Unlock()

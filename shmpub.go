@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type shmPub struct {
 	id       uint64
 	pattern  string
 	literal  bool
+	valid    bool // literal and a valid subject (publishFast)
 	explicit bool
 
 	// ready is closed when the hub has attached the first readers: the
@@ -77,6 +79,7 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	// holds the publisher back rather than lose their messages.
 	w.AddReader(0, cur, true)
 	p := &shmPub{st: st, id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
+		valid:  subject.Literal(m.Pattern) && validSubject(m.Pattern, false),
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
 	// The ring joins the list Publish consults, and SEALED is queued, in
 	// one step under wmu: a publish either went out over the socket before
@@ -147,6 +150,13 @@ func (st *shmState) refreshLocked() {
 	for _, p := range st.pubs {
 		l = append(l, p)
 	}
+	var fast []*shmPub
+	for _, p := range l {
+		if p.valid && !slices.ContainsFunc(l, func(q *shmPub) bool { return q != p && q.matches(p.pattern) }) {
+			fast = append(fast, p)
+		}
+	}
+	st.fast.Store(&fast)
 	st.list.Store(&l)
 }
 
@@ -241,6 +251,34 @@ func (p *shmPub) matches(subj string) bool {
 		return p.pattern == subj
 	}
 	return subject.Match(p.pattern, subj)
+}
+
+// publishFast writes a message with no reply subject and no header into
+// the ring that is the only one of this Conn for subj, if there is one
+// and it takes messages: the common case of a stream, in fewer steps than
+// Conn.publish and shmPublish take (subj was checked when the ring came,
+// and no other ring can want the message). It reports false, having
+// written nothing, when the general path must decide.
+func (c *Conn) publishFast(ctx context.Context, subj string, data []byte) (bool, error) {
+	lp := c.shm.fast.Load()
+	if lp == nil {
+		return false, nil
+	}
+	for _, p := range *lp {
+		if p.pattern != subj {
+			continue
+		}
+		size := shm.FrameSize(subj, "", len(data))
+		if !p.isReady.Load() || p.isClosed() || size > p.w.SlotSize() ||
+			int64(len(data)) > c.maxPayload.Load() || pubLineLen(subj, "", 0, len(data)) > maxControlLine {
+			return false, nil
+		}
+		if err := p.write(ctx, subj, "", nil, data, size); !errors.Is(err, errShmPubClosed) {
+			return true, err
+		}
+		return false, nil
+	}
+	return false, nil
 }
 
 // shmPublish writes a message into every ring of this Conn whose pattern

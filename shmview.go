@@ -30,8 +30,9 @@ type View struct {
 	// Sub is the subscription that received the message.
 	Sub *Subscription
 
-	ring *subRing // held (ring.mu) until Release; nil for a copied message
-	done bool
+	ring  *subRing // held (ring.mu) until Release; nil for a copied message
+	done  bool
+	batch bool // passed to a NextViews callback: the batch keeps ring.mu
 }
 
 // Release ends the view and reports whether Data was intact all along:
@@ -46,10 +47,21 @@ func (v *View) Release() bool {
 	v.done = true
 	r := v.ring
 	if r == nil {
+		if sub := v.Sub; sub != nil {
+			// A copy: its View may serve the next one (spareView).
+			sub.mu.Lock()
+			sub.spare = v
+			sub.mu.Unlock()
+		}
 		return true
 	}
 	v.ring = nil
 	ok := r.rd.Release()
+	if v.batch {
+		// Inside NextViews' fn: the batch goes on holding r, and counts
+		// a torn view as missed at its end (shm.Reader.Poll).
+		return ok
+	}
 	_, last := v.Sub.unlendLocked(r) // unmaps r if it was detached while lent out
 	r.mu.Unlock()
 	v.Sub.sleep.kick() // another goroutine may sleep without watching r
@@ -108,15 +120,18 @@ func (s *Subscription) NextView(ctx context.Context) (*View, error) {
 	}
 }
 
-// spareView returns the View the last NextView returned, for reuse, if it
-// was released; a new one otherwise.
+// spareView returns a View for a copied message: the last one released
+// (View.Release hands it back), or a new one. A View is handed out once:
+// two goroutines reading one subscription never get the same one (they
+// did, when this reused the last View returned if its done flag said it
+// was released, a flag its holder wrote without the lock).
 func (s *Subscription) spareView() *View {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v := s.lastView
-	if v == nil || !v.done {
+	v := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if v == nil {
 		v = new(View)
-		s.lastView = v
 	}
 	return v
 }
@@ -134,18 +149,24 @@ func (s *Subscription) pollView() *View {
 		}
 		ended := false // the drain of a ring detached meanwhile reached the AutoUnsubscribe count
 		for {
-			m, err := r.rd.TryNext()
-			if err == shm.ErrEmpty {
-				break // the common case while spinning: no errors.Is walk
-			}
-			if errors.Is(err, shm.ErrCorrupt) {
-				continue
-			}
-			if errors.Is(err, shm.ErrClosed) {
-				s.conn.dropRingLocked(s, r)
-			}
-			if err != nil {
-				break
+			var m shm.Msg
+			if data, ok := r.rd.TakeNext(); ok {
+				m.Data, m.Seq = data, r.rd.Pos()-1
+			} else {
+				var err error
+				m, err = r.rd.TryNext()
+				if err == shm.ErrEmpty {
+					break // the common case while spinning: no errors.Is walk
+				}
+				if errors.Is(err, shm.ErrCorrupt) {
+					continue
+				}
+				if errors.Is(err, shm.ErrClosed) {
+					s.conn.dropRingLocked(s, r)
+				}
+				if err != nil {
+					break
+				}
 			}
 			if r.drainPending.Load() && s.beyondDrain(r, m) {
 				break // published after the drain of r began: not for us
@@ -157,7 +178,7 @@ func (s *Subscription) pollView() *View {
 			if m.Missed > 0 {
 				s.missed(m.Missed)
 			}
-			v, ok := s.viewOf(r, m.Data)
+			v, body, ok := s.ringView(r, m.Data)
 			if !ok {
 				r.rd.Release()
 				s.missed(1)
@@ -167,6 +188,8 @@ func (s *Subscription) pollView() *View {
 				}
 				continue
 			}
+			s.conn.inMsgs.Add(1)
+			s.conn.inBytes.Add(body)
 			take, last := s.countView()
 			switch {
 			case !take:
@@ -224,27 +247,33 @@ func (s *Subscription) finalView(r *subRing, v *View) *View {
 	return cp
 }
 
-// viewOf checks the frame in data, a message's view, and makes it a View.
-func (s *Subscription) viewOf(r *subRing, data []byte) (*View, bool) {
+// ringView checks the frame in data, a message's view, and makes it r's
+// View; body is the frame's body size, for the statistics.
+func (s *Subscription) ringView(r *subRing, data []byte) (v *View, body uint64, ok bool) {
+	if b, ok := r.fc.Body(data); ok && r.fc.Subject == r.okSubj && (r.fc.Reply == "" || r.fc.Reply == r.okReply) {
+		// The frame starts like the last one, which passed r's checks:
+		// no Frame to build, no checks to repeat.
+		v = &r.view
+		v.Subject, v.Reply, v.Header = r.fc.Subject, r.fc.Reply, nil
+		v.Data, v.Sub, v.ring, v.done, v.batch = b, s, r, false, false
+		return v, uint64(len(b)), true
+	}
 	var f shm.Frame
 	if !r.frame(data, &f) {
-		return nil, false
+		return nil, 0, false
 	}
 	// r.mu is held from here until Release, so r's own View is free: the
 	// one it lent before was released.
 	// Field by field: a composite literal is built on the stack and
 	// copied, which cost the 16 B round trip a few ns.
-	v := &r.view
+	v = &r.view
 	v.Subject, v.Reply, v.Header = f.Subject, f.Reply, nil
-	v.Data, v.Sub, v.ring, v.done = f.Data(), s, r, false
+	v.Data, v.Sub, v.ring, v.done, v.batch = f.Data(), s, r, false, false
 	if f.HdrLen > 0 {
 		h, err := protocol.ParseHeader(f.Header())
 		if err == nil && len(h.Fields) > 0 {
 			v.Header = Header(h.Fields)
 		}
 	}
-	c := s.conn
-	c.inMsgs.Add(1)
-	c.inBytes.Add(uint64(len(f.Body)))
-	return v, true
+	return v, uint64(len(f.Body)), true
 }

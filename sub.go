@@ -66,8 +66,8 @@ type Subscription struct {
 	// slowNext, closed or finishing); stored under mu by note, loaded
 	// without it, so that NextView on a ring-only subscription takes no
 	// lock per message to find the queue empty.
-	attn     atomic.Bool
-	lastView *View // reused by NextView once released
+	attn  atomic.Bool
+	spare *View // a released copy's View, for the next one (spareView)
 	// viewed counts the messages NextView returned in place from rings
 	// (they bypass deliver); counting is set once AutoUnsubscribe gave a
 	// count, so that NextView takes s.mu per message only then.
@@ -571,9 +571,7 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	default:
 	}
 	if acquireSpin() {
-		found := s.spinFor(s.spin.Budget(), poll)
-		releaseSpin()
-		if found {
+		if s.spinSlot(poll) {
 			s.spin.Found()
 			return
 		}
@@ -588,6 +586,14 @@ func (s *Subscription) waitFor(ctx context.Context, poll func() bool) {
 	case <-ctx.Done():
 	}
 	stop()
+}
+
+// spinSlot spins (spinFor) with the spinner slot acquireSpin gave it,
+// and gives the slot back even if poll panics (NextViews calls user code
+// from it).
+func (s *Subscription) spinSlot(poll func() bool) bool {
+	defer releaseSpin()
+	return s.spinFor(s.spin.Budget(), poll)
 }
 
 // spinFor polls for up to d and reports whether poll found something (or

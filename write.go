@@ -40,6 +40,11 @@ func (c *Conn) PublishMsg(m *Msg) error {
 // writes from the calling goroutine when no write is in progress, instead
 // of waking the flusher. A non-nil ctx bounds the wait under backpressure.
 func (c *Conn) publish(ctx context.Context, subject, reply string, hdr Header, data []byte, inline bool) error {
+	if c.shm != nil && reply == "" && len(hdr) == 0 {
+		if done, err := c.publishFast(ctx, subject, data); done {
+			return err
+		}
+	}
 	if !validSubject(subject, false) {
 		return fmt.Errorf("publish %q: %w", subject, ErrBadSubject)
 	}
