@@ -28,7 +28,8 @@ type shmPub struct {
 	id       uint64
 	pattern  string
 	literal  bool
-	valid    bool // literal and a valid subject (publishFast)
+	valid    bool   // literal and a valid subject (publishFast)
+	prefix   []byte // with valid: the frame's fixed part and subject, no reply or header
 	explicit bool
 
 	// ready is closed when the hub has attached the first readers: the
@@ -80,6 +81,7 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	w.AddReader(0, cur, true)
 	p := &shmPub{st: st, id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
 		valid:  subject.Literal(m.Pattern) && validSubject(m.Pattern, false),
+		prefix: framePrefix(m.Pattern),
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
 	// The ring joins the list Publish consults, and SEALED is queued, in
 	// one step under wmu: a publish either went out over the socket before
@@ -273,7 +275,7 @@ func (c *Conn) publishFast(ctx context.Context, subj string, data []byte) (bool,
 			int64(len(data)) > c.maxPayload.Load() || pubLineLen(subj, "", 0, len(data)) > maxControlLine {
 			return false, nil
 		}
-		if err := p.write(ctx, subj, "", nil, data, size); !errors.Is(err, errShmPubClosed) {
+		if err := p.writeFast(ctx, data); !errors.Is(err, errShmPubClosed) {
 			return true, err
 		}
 		return false, nil
@@ -344,6 +346,34 @@ func (p *shmPub) write(ctx context.Context, subj, reply string, hb, data []byte,
 	n := copy(body, hb)
 	copy(body[n:], data)
 	return p.w.Send(size)
+}
+
+// writeFast puts one frame with p's subject, no reply and no header into
+// p (publishFast): the frame's fixed part and subject are p.prefix,
+// encoded once.
+func (p *shmPub) writeFast(ctx context.Context, data []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errShmPubClosed
+	}
+	size := len(p.prefix) + len(data)
+	buf, err := p.w.LoanCtx(ctx, size)
+	if err != nil {
+		return fmt.Errorf("switchboard: publish %q: %w", p.pattern, err)
+	}
+	copy(buf[copy(buf, p.prefix):], data)
+	return p.w.Send(size)
+}
+
+// framePrefix encodes the start of a frame on subj with no reply subject
+// and no header block: everything before the data.
+func framePrefix(subj string) []byte {
+	b := make([]byte, shm.FrameSize(subj, "", 0))
+	if _, err := shm.PutCheckedFrame(b, subj, "", 0); err != nil {
+		return nil // cannot happen: b is the frame's size
+	}
+	return b
 }
 
 var errTooBigForRing = errors.New("message larger than the ring's slots")
