@@ -40,20 +40,9 @@ func (s *Subscription) NextViews(ctx context.Context, max int, fn func(v *View))
 		return 0, fmt.Errorf("next views: max %d (at least 1) and a callback (nil: %v): %w", max, fn == nil, ErrBadArgument)
 	}
 	for {
-		n := 0
-		for n < max {
-			m, err := s.popQueued(ctx, "switchboard: next views")
-			if err != nil {
-				return n, err
-			}
-			if m == nil {
-				break
-			}
-			v := s.spareView()
-			*v = View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s}
-			fn(v)
-			v.Release() // a copy: hands the View back for the next one
-			n++
+		n, err := s.queuedViews(ctx, max, fn)
+		if err != nil {
+			return n, err
 		}
 		if n < max && s.nrings.Load() > 0 {
 			n += s.pollViews(max-n, fn)
@@ -76,6 +65,35 @@ func (s *Subscription) NextViews(ctx context.Context, max int, fn func(v *View))
 			return n, nil
 		}
 	}
+}
+
+// queuedViews passes fn up to max messages queued from the socket, as
+// copies, taking them from the queue up to 64 at a time; one View serves
+// the whole call.
+func (s *Subscription) queuedViews(ctx context.Context, max int, fn func(v *View)) (n int, err error) {
+	var v *View
+	var batch [64]*Msg
+	for n < max {
+		k, perr := s.popQueuedN(ctx, "switchboard: next views", batch[:min(len(batch), max-n)])
+		if k == 0 {
+			err = perr
+			break
+		}
+		if v == nil {
+			v = s.spareView()
+		}
+		for i, m := range batch[:k] {
+			batch[i] = nil
+			*v = View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s, batch: true}
+			fn(v)
+			n++
+		}
+	}
+	if v != nil {
+		v.batch, v.done = false, false
+		v.Release() // hands the View back for the next copy
+	}
+	return n, err
 }
 
 // pollViews passes up to max messages from the subscription's rings to

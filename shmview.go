@@ -47,7 +47,7 @@ func (v *View) Release() bool {
 	v.done = true
 	r := v.ring
 	if r == nil {
-		if sub := v.Sub; sub != nil {
+		if sub := v.Sub; sub != nil && !v.batch {
 			// A copy: its View may serve the next one (spareView).
 			sub.mu.Lock()
 			sub.spare = v

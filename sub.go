@@ -496,30 +496,45 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 // once after drops, the end of the subscription, ctx's error), or neither
 // when the caller must wait. what prefixes a ctx error.
 func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error) {
+	var one [1]*Msg
+	if n, err := s.popQueuedN(ctx, what, one[:]); n == 0 {
+		return nil, err
+	}
+	return one[0], nil
+}
+
+// popQueuedN is popQueued for up to len(dst) messages, taken under one
+// lock (NextViews): it returns how many it put in dst, or, when there were
+// none, the error popQueued returns.
+func (s *Subscription) popQueuedN(ctx context.Context, what string, dst []*Msg) (int, error) {
 	if !s.attn.Load() {
 		// Nothing queued and no news: the common case of a subscription
 		// whose messages come through rings. Whatever is queued after
 		// this load also kicks s.kick, which the caller waits on.
 		if err := ctx.Err(); err != nil {
-			return nil, ctxError(what, err)
+			return 0, ctxError(what, err)
 		}
-		return nil, nil
+		return 0, nil
 	}
 	s.mu.Lock()
 	if s.slowNext {
 		s.slowNext = false
 		s.note()
 		s.mu.Unlock()
-		return nil, ErrSlowConsumer
+		return 0, ErrSlowConsumer
 	}
 	if s.head < len(s.q) && !s.closed {
-		m := s.pop()
+		n := 0
+		for n < len(dst) && s.head < len(s.q) {
+			dst[n] = s.pop()
+			n++
+		}
 		more := s.head < len(s.q)
 		s.mu.Unlock()
 		if more {
 			s.wake() // another caller may be waiting
 		}
-		return m, nil
+		return n, nil
 	}
 	closed, finishing := s.closed, s.finishing
 	// Drained, but rings are still being emptied into the queue (or are
@@ -531,21 +546,21 @@ func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error)
 	s.mu.Unlock()
 	if emptying {
 		if err := ctx.Err(); err != nil {
-			return nil, ctxError(what, err)
+			return 0, ctxError(what, err)
 		}
-		return nil, nil
+		return 0, nil
 	}
 	if closed || finishing {
 		s.wake() // pass the news on to any other caller
 		if s.conn.IsClosed() {
-			return nil, ErrClosed
+			return 0, ErrClosed
 		}
-		return nil, ErrBadSubscription
+		return 0, ErrBadSubscription
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, ctxError(what, err)
+		return 0, ctxError(what, err)
 	}
-	return nil, nil
+	return 0, nil
 }
 
 // waitRings waits until something may be queued for a SubscribeSync
