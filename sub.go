@@ -496,6 +496,14 @@ func (s *Subscription) NextMsg(ctx context.Context) (*Msg, error) {
 // once after drops, the end of the subscription, ctx's error), or neither
 // when the caller must wait. what prefixes a ctx error.
 func (s *Subscription) popQueued(ctx context.Context, what string) (*Msg, error) {
+	if !s.attn.Load() {
+		// The common case of a subscription whose messages come through
+		// rings, without the call (see popQueuedN).
+		if err := ctx.Err(); err != nil {
+			return nil, ctxError(what, err)
+		}
+		return nil, nil
+	}
 	var one [1]*Msg
 	if n, err := s.popQueuedN(ctx, what, one[:]); n == 0 {
 		return nil, err
