@@ -302,3 +302,79 @@ func TestNextViewsAutoUnsubscribeInside(t *testing.T) {
 		t.Fatalf("%d messages passed after the count was reached in the first", total)
 	}
 }
+
+// TestNextViewsSlowBatchNotDemoted: a blocking subscriber (ShmDrop off)
+// reads a full 64-slot ring with NextViews(64) and spends 90 ms on each
+// of the first 64 messages; the publisher has more to send. It must lose
+// nothing, as with NextView: the publisher waits about 90 ms a message.
+// NextViews used to publish the position only when its batch ended (5.8
+// s), so the publisher's Loan timed out after shm.DefaultBlockTimeout (5
+// s), demoted the subscriber to drop and lapped it (TestPollSlowBatch-
+// NotDemoted in package shm is the same, faster). Found in review.
+func TestNextViewsSlowBatchNotDemoted(t *testing.T) {
+	sh := startShmHub(t, 1<<20)
+	_, pub, s := ringPair(t, sh.unix, "batch.slow", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	const n = 64 + 300
+	publishSeq(t, pub, "batch.slow", 0, 64) // fills the ring
+	go publishSeqAsync(t, pub, "batch.slow", 64, n-64)
+	next := 0
+	for next < n {
+		_, err := s.NextViews(ctx, 64, func(v *switchboard.View) {
+			i := int(binary.LittleEndian.Uint64(v.Data))
+			if i != next {
+				t.Errorf("message %d, want %d (%d dropped)", i, next, s.Dropped())
+				next = i
+			}
+			if i < 64 {
+				time.Sleep(90 * time.Millisecond)
+			}
+			next++
+		})
+		if err != nil {
+			t.Fatalf("after %d: %v (dropped %d)", next, err, s.Dropped())
+		}
+	}
+	if d := s.Dropped(); d != 0 {
+		t.Fatalf("%d messages dropped by a blocking subscriber", d)
+	}
+}
+
+// TestNextViewsSocketAfterUnsubscribe: copies from the socket are taken
+// up to 64 at a time; a callback that unsubscribes at the first of 10
+// queued ones gets no more (it got the other 9), as NextView returns
+// ErrBadSubscription after Unsubscribe however many are queued, and a
+// ring batch stops after the callback that unsubscribed. Found in review.
+func TestNextViewsSocketAfterUnsubscribe(t *testing.T) {
+	ts := startServer(t)
+	sub := connect(t, ts.URL(), nil)
+	pub := connect(t, ts.URL(), nil)
+	s, err := sub.SubscribeSync("batch.unsubcopies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, sub)
+	for i := range 10 {
+		if err := pub.Publish("batch.unsubcopies", binary.LittleEndian.AppendUint64(nil, uint64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, pub)
+	waitFor(t, "10 queued", func() bool { n, _ := s.Pending(); return n == 10 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	calls := 0
+	n, err := s.NextViews(ctx, 64, func(v *switchboard.View) {
+		calls++
+		if calls == 1 {
+			if err := s.Unsubscribe(); err != nil {
+				t.Errorf("unsubscribe: %v", err)
+			}
+		}
+	})
+	t.Logf("NextViews = %d, %v", n, err)
+	if calls != 1 {
+		t.Fatalf("the callback got %d messages, %d after it unsubscribed", calls, calls-1)
+	}
+}

@@ -25,13 +25,18 @@ import (
 // missed like any other loss (Dropped, the ErrSlowConsumer report). A ring
 // a batch reads from is held for the whole batch, as a View holds it until
 // its Release: fn must not call NextMsg, NextView or NextViews of the same
-// subscription, and a long fn delays the publishers that wait for it.
+// subscription. fn holds its message's slot as a View does: a publisher
+// that waits for this subscription (the default; not with
+// Options.ShmDrop) and needs that slot waits for fn, and a fn that takes
+// longer than the publisher's block timeout (5 s) gets the subscription
+// demoted to drop. The slots of the messages before are free as soon as
+// fn returned for them.
 //
 // The errors are NextView's, and ErrBadArgument for a max below 1 or a nil
-// fn. An error can come with messages passed already: a ctx that ended
-// while the socket's messages were passed, or the subscription ended by fn
-// (Unsubscribe, Drain, the AutoUnsubscribe count) is reported with the
-// count of those. A batch read from a ring is not cut short by ctx.
+// fn. A ctx that ends while the socket's messages are passed is reported
+// with the count of those passed already; a batch read from a ring is not
+// cut short by ctx. When fn ends the subscription (Unsubscribe, Close) the
+// batch stops after it, and the next call reports the end.
 func (s *Subscription) NextViews(ctx context.Context, max int, fn func(v *View)) (int, error) {
 	if s.kind != kindSync {
 		return 0, fmt.Errorf("next views: not a SubscribeSync subscription: %w", ErrBadSubscription)
@@ -84,9 +89,19 @@ func (s *Subscription) queuedViews(ctx context.Context, max int, fn func(v *View
 		}
 		for i, m := range batch[:k] {
 			batch[i] = nil
+			if s.shutAt.Load() {
+				// fn unsubscribed (or the Conn closed): the rest of the
+				// copies taken are discarded, as the queue was.
+				clear(batch[i:k])
+				k = 0
+				break
+			}
 			*v = View{Subject: m.Subject, Reply: m.Reply, Header: m.Header, Data: m.Data, Sub: s, batch: true}
 			fn(v)
 			n++
+		}
+		if k == 0 {
+			break
 		}
 	}
 	if v != nil {
@@ -138,11 +153,27 @@ func (s *Subscription) ringViews(r *subRing, max int, fn func(v *View)) (n int, 
 		final      *View // the copy of the message that reached the AutoUnsubscribe count
 		last       bool
 	)
+	// Views fn got and that turned out torn (Poll's check after fn, or a
+	// Release in fn) are counted as missed at the end, from the reader's
+	// Torn count; release takes out of that count the slots this
+	// function lets go of itself, which it counts as pollView does.
 	torn := r.rd.Stats().Torn
+	release := func() bool {
+		ok := r.rd.Release()
+		if !ok {
+			torn++
+		}
+		return ok
+	}
 	take := func(data []byte, seq, missed uint64) bool {
-		if r.drainPending.Load() && s.beyondDrain(r, shm.Msg{Seq: seq, Missed: missed}) {
-			done = true
-			return false // published after the drain of r began: not for us
+		if r.drainPending.Load() {
+			t := r.rd.Stats().Torn
+			beyond := s.beyondDrain(r, shm.Msg{Seq: seq, Missed: missed})
+			torn += r.rd.Stats().Torn - t // released there, not by fn
+			if beyond {
+				done = true
+				return false // published after the drain of r began: not for us
+			}
 		}
 		if !lent {
 			// From here r counts as lent out (see pollView).
@@ -154,7 +185,7 @@ func (s *Subscription) ringViews(r *subRing, max int, fn func(v *View)) (n int, 
 		}
 		v, body, ok := s.ringView(r, data)
 		if !ok {
-			r.rd.Release()
+			release()
 			s.missed(1)
 			if r.dropPending.Load() {
 				done = true // detached meanwhile: endViews unmaps r
@@ -168,7 +199,7 @@ func (s *Subscription) ringViews(r *subRing, max int, fn func(v *View)) (n int, 
 		switch {
 		case !ok:
 			// The AutoUnsubscribe count was reached: nothing more.
-			r.rd.Release()
+			release()
 			stop = true
 			return false
 		case last:
@@ -177,7 +208,7 @@ func (s *Subscription) ringViews(r *subRing, max int, fn func(v *View)) (n int, 
 			final = s.spareView()
 			*final = View{Subject: v.Subject, Reply: v.Reply, Header: v.Header, Data: bytes.Clone(v.Data), Sub: s}
 			v.ring = nil
-			if !r.rd.Release() {
+			if !release() {
 				s.missed(1)
 				final = nil
 			}

@@ -66,8 +66,9 @@ type Subscription struct {
 	// slowNext, closed or finishing); stored under mu by note, loaded
 	// without it, so that NextView on a ring-only subscription takes no
 	// lock per message to find the queue empty.
-	attn  atomic.Bool
-	spare *View // a released copy's View, for the next one (spareView)
+	attn   atomic.Bool
+	shutAt atomic.Bool // closed is set: NextViews stops passing copies it took already
+	spare  *View       // a released copy's View, for the next one (spareView)
 	// viewed counts the messages NextView returned in place from rings
 	// (they bypass deliver); counting is set once AutoUnsubscribe gave a
 	// count, so that NextView takes s.mu per message only then.
@@ -325,6 +326,7 @@ func (s *Subscription) deliverLoop() {
 func (s *Subscription) shut() {
 	s.mu.Lock()
 	s.closed = true
+	s.shutAt.Store(true)
 	clear(s.q)
 	s.q, s.head, s.pendBytes = nil, 0, 0
 	s.note()

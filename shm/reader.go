@@ -439,10 +439,14 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 // messages or fn stopped it.
 //
 // It does per message only what a message needs: the slot's sequence,
-// its length, the call, the check that it was not overwritten. The
-// reader's position is published once, when Poll returns (or when fn
-// calls Release), not after every message; a writer waiting for this
-// reader sees the batch's progress then.
+// its length, the call, the check that it was not overwritten, a look at
+// the writer's waiting flag. The reader's position is published when
+// Poll returns, and after a message only while a writer waits (or when fn
+// calls Release, or a message needed the slow path): a blocked writer
+// sees every message's release, as with TryNext, and a writer that does
+// not wait does not cost the batch a store per message. fn holds the
+// slot it is given, as a view does: a blocking writer that needs that
+// slot waits for fn, at most its block timeout.
 func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n int, err error) {
 	if !r.intact() {
 		r.stats.Torn++
@@ -492,6 +496,12 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 		more := fn(data, seq, missed)
 		if r.held && !r.intact() {
 			r.stats.Torn++
+		}
+		if u32(r.mem, OffWriterWaiting).Load() != 0 {
+			// A writer waits (for this reader, maybe): it sees each
+			// message's release, as after TryNext, not the batch's end,
+			// which could come after its block timeout.
+			r.syncPos()
 		}
 		if !more {
 			break
