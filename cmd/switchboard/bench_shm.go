@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -40,13 +37,17 @@ this command starts, and print:
   baseline_rtt_p50_ns      a raw two-process spin ping-pong on one shared page
                            (no hub, no client), measured in the same run
 
-and the ratios the targets are stated in. The peer is a second process
-(this executable). Run it on an otherwise idle machine with at least 2 CPUs:
+and the ratios the targets are stated in. The baseline, the 16 B round
+trip and the 4 MiB one are measured in --rounds rounds that take turns;
+rtt_vs_baseline and large_vs_small are the medians of the rounds' ratios,
+so that each compares figures taken moments apart (a virtual machine's
+speed can change from one second to the next). The peer is a second
+process (this executable). Run it on an otherwise idle machine with at least 2 CPUs:
 both sides spin while waiting.`
 
 type shmBenchSettings struct {
-	roundTrips, warmup, stream, large, baseline, wake int
-	json                                              bool
+	roundTrips, warmup, stream, large, baseline, wake, rounds int
+	json                                                      bool
 }
 
 // shmBenchResult is what bench shm prints with --json.
@@ -71,9 +72,16 @@ type shmBenchResult struct {
 	RTTVsBaseline    float64 `json:"rtt_vs_baseline"`
 	StreamVsSocket   float64 `json:"stream_vs_socket"`
 	LargeVsSmall     float64 `json:"large_vs_small"`
-	IdleCPUPercent   float64 `json:"idle_cpu_percent"` // the peer, its subscriptions waiting, over 2 s
-	Machine          any     `json:"machine"`
-	Date             string  `json:"date"`
+	// Rounds is how many times the baseline, the 16 B round trip and the
+	// 4 MiB one took turns; rtt_vs_baseline and large_vs_small are the
+	// medians of the rounds' ratios (of their p50s), listed here.
+	Rounds              int       `json:"rounds"`
+	BaselineRoundsP50NS []int64   `json:"baseline_rounds_p50_ns"`
+	RTTVsBaselineRounds []float64 `json:"rtt_vs_baseline_rounds"`
+	LargeVsSmallRounds  []float64 `json:"large_vs_small_rounds"`
+	IdleCPUPercent      float64   `json:"idle_cpu_percent"` // the peer, its subscriptions waiting, over 2 s
+	Machine             any       `json:"machine"`
+	Date                string    `json:"date"`
 }
 
 func newBenchShm() *cobra.Command {
@@ -95,6 +103,7 @@ func newBenchShm() *cobra.Command {
 	f.IntVar(&s.large, "large", 200, "4 MiB round trips measured")
 	f.IntVar(&s.baseline, "baseline", 200_000, "raw spin round trips measured")
 	f.IntVar(&s.wake, "wake", 200, "16 B round trips measured after 2 ms of quiet each")
+	f.IntVar(&s.rounds, "rounds", 5, "rounds the baseline, the 16 B and the 4 MiB round trips are measured in, taking turns, so that their ratios compare the same moments")
 	return cmd
 }
 
@@ -119,13 +128,9 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	stderr := cmd.ErrOrStderr()
 	res := shmBenchResult{Machine: readMachine(), Date: time.Now().UTC().Format(time.RFC3339)}
 
-	fmt.Fprintln(stderr, "baseline: raw two-process spin ping-pong")
-	base, err := spinbase.Run(ctx, s.baseline)
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
+	if s.rounds < 1 {
+		return fmt.Errorf("bench shm: --rounds %d: at least 1", s.rounds)
 	}
-	res.BaselineRTTP50NS, res.BaselineRTTP99NS = int64(base.P50), int64(base.P99)
-
 	dir, err := os.MkdirTemp("", "sb-bench-shm-")
 	if err != nil {
 		return err
@@ -150,13 +155,28 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	}
 	defer nc.Close()
 
-	fmt.Fprintln(stderr, "16 B ping-pong")
-	if res.RTTP50NS, res.RTTP99NS, res.RoundTrips, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, true, 0); err != nil {
+	pong, err := nc.SubscribeSync("sb.bench.pong")
+	if err != nil {
 		return err
 	}
-	if res.CopyRTTP50NS, res.CopyRTTP99NS, _, err = shmPingPong(ctx, nc, s.warmup, s.roundTrips, false, 0); err != nil {
+	defer pong.Unsubscribe()
+	if err := nc.Flush(ctx); err != nil {
 		return err
 	}
+	large, err := newShmLarge(ctx, nc)
+	if err != nil {
+		return err
+	}
+	defer large.close()
+	if err := shmRounds(ctx, stderr, nc, pong, large, s, &res); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "16 B ping-pong with NextMsg")
+	copies, err := shmPingPong(ctx, nc, pong, s.warmup, s.roundTrips, false, 0)
+	if err != nil {
+		return err
+	}
+	res.CopyRTTP50NS, res.CopyRTTP99NS = percentile(copies, 0.5), percentile(copies, 0.99)
 	if res.PubRTTP50NS, res.PubRTTP99NS, err = shmPubPingPong(ctx, nc, s.warmup, s.roundTrips); err != nil {
 		return err
 	}
@@ -165,10 +185,6 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 		return err
 	}
 	res.StreamMsgs = s.stream
-	fmt.Fprintln(stderr, "4 MiB ping-pong")
-	if res.LargeRTTP50NS, res.LargeRoundTrips, err = shmLarge(ctx, nc, s.large); err != nil {
-		return err
-	}
 	fmt.Fprintln(stderr, "16 B stream over the socket")
 	sc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench socket", NoReconnect: true, NoSharedMemory: true})
 	if err != nil {
@@ -183,9 +199,11 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	// feel (see docs/shm.md, "Wake-ups").
 	if s.wake > 0 {
 		fmt.Fprintln(stderr, "16 B ping-pong after 2 ms of quiet")
-		if res.WakeRTTP50NS, res.WakeRTTP99NS, res.WakeRoundTrips, err = shmPingPong(ctx, nc, 50, s.wake, true, wakePause); err != nil {
+		wake, err := shmPingPong(ctx, nc, pong, 50, s.wake, true, wakePause)
+		if err != nil {
 			return err
 		}
+		res.WakeRTTP50NS, res.WakeRTTP99NS, res.WakeRoundTrips = percentile(wake, 0.5), percentile(wake, 0.99), len(wake)
 	}
 	fmt.Fprintln(stderr, "idle subscriber CPU, 2 s")
 	if res.IdleCPUPercent, err = idleCPU(peer.cmd.Process.Pid, 2*time.Second); err != nil {
@@ -194,9 +212,7 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	if err := peer.stop(); err != nil {
 		return err
 	}
-	res.RTTVsBaseline = ratio(float64(res.RTTP50NS), float64(res.BaselineRTTP50NS))
 	res.StreamVsSocket = ratio(res.MsgsPerS, res.SocketMsgsPerS)
-	res.LargeVsSmall = ratio(float64(res.LargeRTTP50NS), float64(res.RTTP50NS))
 	out := cmd.OutOrStdout()
 	if s.json {
 		enc := json.NewEncoder(out)
@@ -206,9 +222,10 @@ func runBenchShm(cmd *cobra.Command, s *shmBenchSettings) error {
 	fmt.Fprintf(out, "16 B round trip (client API, NextView): p50 %v  p99 %v  (%d round trips)\n", time.Duration(res.RTTP50NS), time.Duration(res.RTTP99NS), res.RoundTrips)
 	fmt.Fprintf(out, "16 B round trip (NextMsg, a copy):     p50 %v  p99 %v\n", time.Duration(res.CopyRTTP50NS), time.Duration(res.CopyRTTP99NS))
 	fmt.Fprintf(out, "16 B round trip (Publisher Loan/Send): p50 %v  p99 %v  → %.2f× the baseline\n", time.Duration(res.PubRTTP50NS), time.Duration(res.PubRTTP99NS), ratio(float64(res.PubRTTP50NS), float64(res.BaselineRTTP50NS)))
-	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  → %.2f× the baseline (target ≤ 2)\n", base.P50, base.P99, res.RTTVsBaseline)
+	fmt.Fprintf(out, "raw spin baseline:            p50 %v  p99 %v  (the rounds' median)\n", time.Duration(res.BaselineRTTP50NS), time.Duration(res.BaselineRTTP99NS))
+	fmt.Fprintf(out, "16 B round trip ÷ baseline: %.2f× (target ≤ 2; the median of %d rounds: %s)\n", res.RTTVsBaseline, res.Rounds, fmtRatios(res.RTTVsBaselineRounds))
 	fmt.Fprintf(out, "16 B stream: %s msgs/s over shm, %s over the unix socket → %.1f× (target ≥ 10)\n", fmtRate(res.MsgsPerS), fmtRate(res.SocketMsgsPerS), res.StreamVsSocket)
-	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall)
+	fmt.Fprintf(out, "4 MiB round trip: p50 %v → %.2f× the 16 B one (target ≤ 2; rounds: %s)\n", time.Duration(res.LargeRTTP50NS), res.LargeVsSmall, fmtRatios(res.LargeVsSmallRounds))
 	if res.WakeRoundTrips > 0 {
 		fmt.Fprintf(out, "16 B round trip after %v of quiet (both sides asleep): p50 %v  p99 %v\n", wakePause, time.Duration(res.WakeRTTP50NS), time.Duration(res.WakeRTTP99NS))
 	}
@@ -232,17 +249,73 @@ const wakePause = 2 * time.Millisecond
 // NextViews call.
 const streamBatch = 256
 
+// shmRounds measures the raw spin baseline, the 16 B round trip (Publish
+// and NextView) and the 4 MiB one in s.rounds rounds that take turns, and
+// fills in their figures: p50 and p99 of all the rounds' samples (of the
+// rounds' baselines, the medians), and the ratios the targets are stated
+// in as the medians of the rounds' ratios. The machine this runs on
+// switches between a fast and a slow state, sometimes within a second;
+// measured back to back, a round's three figures share its state, where
+// one long phase each compared a baseline of one state with a round trip
+// of another.
+func shmRounds(ctx context.Context, stderr io.Writer, nc *switchboard.Conn, pong *switchboard.Subscription, large *shmLargeRTT, s *shmBenchSettings, res *shmBenchResult) error {
+	per := func(n int) int { return max(1, (n+s.rounds-1)/s.rounds) }
+	var small, big []int64
+	var baseP50, baseP99 []int64
+	for k := range s.rounds {
+		fmt.Fprintf(stderr, "round %d of %d: baseline (raw two-process spin ping-pong), 16 B ping-pong, 4 MiB ping-pong\n", k+1, s.rounds)
+		base, err := spinbase.Run(ctx, per(s.baseline))
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		warm, largeWarm := s.warmup, 20
+		if k > 0 {
+			warm, largeWarm = min(s.warmup, 200), 5
+		}
+		rt, err := shmPingPong(ctx, nc, pong, warm, per(s.roundTrips), true, 0)
+		if err != nil {
+			return err
+		}
+		lt, err := large.roundTrips(ctx, largeWarm, per(s.large))
+		if err != nil {
+			return err
+		}
+		r50, l50 := percentile(rt, 0.5), percentile(lt, 0.5)
+		baseP50, baseP99 = append(baseP50, int64(base.P50)), append(baseP99, int64(base.P99))
+		res.RTTVsBaselineRounds = append(res.RTTVsBaselineRounds, ratio(float64(r50), float64(base.P50)))
+		res.LargeVsSmallRounds = append(res.LargeVsSmallRounds, ratio(float64(l50), float64(r50)))
+		small, big = append(small, rt...), append(big, lt...)
+	}
+	res.Rounds = s.rounds
+	res.BaselineRoundsP50NS = slices.Clone(baseP50)
+	slices.Sort(small)
+	slices.Sort(big)
+	slices.Sort(baseP50)
+	slices.Sort(baseP99)
+	res.RTTP50NS, res.RTTP99NS, res.RoundTrips = percentile(small, 0.5), percentile(small, 0.99), len(small)
+	res.LargeRTTP50NS, res.LargeRoundTrips = percentile(big, 0.5), len(big)
+	res.BaselineRTTP50NS, res.BaselineRTTP99NS = percentile(baseP50, 0.5), percentile(baseP99, 0.5)
+	res.RTTVsBaseline = median(res.RTTVsBaselineRounds)
+	res.LargeVsSmall = median(res.LargeVsSmallRounds)
+	return nil
+}
+
+// fmtRatios formats the rounds' ratios for the text report.
+func fmtRatios(xs []float64) string {
+	var b strings.Builder
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%.2f", x)
+	}
+	return b.String()
+}
+
 // shmPingPong measures 16 B round trips through the peer's echo, reading
-// the echo with NextView (view) or NextMsg.
-func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view bool, pause time.Duration) (p50, p99 int64, done int, err error) {
-	sub, err := nc.SubscribeSync("sb.bench.pong")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer sub.Unsubscribe()
-	if err := nc.Flush(ctx); err != nil {
-		return 0, 0, 0, err
-	}
+// the echo from pong (the Conn's subscription to sb.bench.pong) with
+// NextView (view) or NextMsg, and returns the samples, sorted.
+func shmPingPong(ctx context.Context, nc *switchboard.Conn, pong *switchboard.Subscription, warmup, n int, view bool, pause time.Duration) ([]int64, error) {
 	buf := make([]byte, 16)
 	samples := make([]int64, 0, n)
 	for i := range warmup + n {
@@ -252,25 +325,25 @@ func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view 
 		binary.LittleEndian.PutUint64(buf, uint64(i))
 		t0 := time.Now()
 		if err := nc.Publish("sb.bench.ping", buf); err != nil {
-			return 0, 0, 0, err
+			return nil, err
 		}
 		var got uint64
 		var size int
 		if view {
-			v, err := sub.NextView(ctx)
+			v, err := pong.NextView(ctx)
 			if err != nil {
-				return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+				return nil, fmt.Errorf("round trip %d: %w", i, err)
 			}
 			if size = len(v.Data); size == 16 {
 				got = binary.LittleEndian.Uint64(v.Data)
 			}
 			if !v.Release() {
-				return 0, 0, 0, fmt.Errorf("round trip %d: the view was overwritten", i)
+				return nil, fmt.Errorf("round trip %d: the view was overwritten", i)
 			}
 		} else {
-			m, err := sub.NextMsg(ctx)
+			m, err := pong.NextMsg(ctx)
 			if err != nil {
-				return 0, 0, 0, fmt.Errorf("round trip %d: %w", i, err)
+				return nil, fmt.Errorf("round trip %d: %w", i, err)
 			}
 			if size = len(m.Data); size == 16 {
 				got = binary.LittleEndian.Uint64(m.Data)
@@ -278,14 +351,14 @@ func shmPingPong(ctx context.Context, nc *switchboard.Conn, warmup, n int, view 
 		}
 		d := time.Since(t0)
 		if size != 16 || got != uint64(i) {
-			return 0, 0, 0, fmt.Errorf("round trip %d: wrong echo (%d bytes, %d)", i, size, got)
+			return nil, fmt.Errorf("round trip %d: wrong echo (%d bytes, %d)", i, size, got)
 		}
 		if i >= warmup {
 			samples = append(samples, int64(d))
 		}
 	}
 	slices.Sort(samples)
-	return percentile(samples, 0.5), percentile(samples, 0.99), len(samples), nil
+	return samples, nil
 }
 
 // shmPubPingPong is shmPingPong with a Publisher on each side: the peer
@@ -385,264 +458,65 @@ func shmStream(ctx context.Context, nc *switchboard.Conn, subj string, n int) (f
 	return float64(got) / el.Seconds(), nil
 }
 
-// shmLarge measures 4 MiB round trips with zero-copy publishers.
-func shmLarge(ctx context.Context, nc *switchboard.Conn, n int) (int64, int, error) {
-	const size = 4 << 20
+// shmLargeRTT measures 4 MiB round trips with zero-copy publishers; its
+// subscription and Publisher serve every round.
+type shmLargeRTT struct {
+	sub *switchboard.Subscription
+	pub *switchboard.Publisher
+}
+
+const largeSize = 4 << 20
+
+func newShmLarge(ctx context.Context, nc *switchboard.Conn) (*shmLargeRTT, error) {
 	sub, err := nc.SubscribeSync("sb.bench.large.back")
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer sub.Unsubscribe()
 	if err := nc.Flush(ctx); err != nil {
-		return 0, 0, err
+		sub.Unsubscribe()
+		return nil, err
 	}
-	pub, err := nc.NewPublisher(ctx, "sb.bench.large", &switchboard.RingOptions{Slots: 4, SlotSize: size})
+	pub, err := nc.NewPublisher(ctx, "sb.bench.large", &switchboard.RingOptions{Slots: 4, SlotSize: largeSize})
 	if err != nil {
-		return 0, 0, err
+		sub.Unsubscribe()
+		return nil, err
 	}
+	return &shmLargeRTT{sub: sub, pub: pub}, nil
+}
+
+func (l *shmLargeRTT) close() { l.sub.Unsubscribe() }
+
+// roundTrips measures n round trips after warm ones and returns the
+// samples, sorted. Each carries its number in its first 8 bytes, which
+// the peer echoes.
+func (l *shmLargeRTT) roundTrips(ctx context.Context, warm, n int) ([]int64, error) {
 	samples := make([]int64, 0, n)
-	const warm = 20
 	for i := range warm + n {
 		t0 := time.Now()
-		buf, err := pub.Loan(size)
+		buf, err := l.pub.Loan(largeSize)
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
 		binary.LittleEndian.PutUint64(buf, uint64(i))
-		if err := pub.Send(size); err != nil {
-			return 0, 0, err
+		if err := l.pub.Send(largeSize); err != nil {
+			return nil, err
 		}
-		v, err := sub.NextView(ctx)
+		v, err := l.sub.NextView(ctx)
 		if err != nil {
-			return 0, 0, fmt.Errorf("large round trip %d: %w", i, err)
+			return nil, fmt.Errorf("large round trip %d: %w", i, err)
 		}
-		n, got := len(v.Data), binary.LittleEndian.Uint64(v.Data)
+		size, got := len(v.Data), binary.LittleEndian.Uint64(v.Data)
 		ok := v.Release()
 		d := time.Since(t0)
-		if n != size || got != uint64(i) || !ok {
-			return 0, 0, fmt.Errorf("large round trip %d: wrong echo (%d bytes, intact %v)", i, n, ok)
+		if size != largeSize || got != uint64(i) || !ok {
+			return nil, fmt.Errorf("large round trip %d: wrong echo (%d bytes, %d, intact %v)", i, size, got, ok)
 		}
 		if i >= warm {
 			samples = append(samples, int64(d))
 		}
 	}
 	slices.Sort(samples)
-	return percentile(samples, 0.5), len(samples), nil
-}
-
-// shmPeerProc is the running peer process.
-type shmPeerProc struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan error
-	out   *strings.Builder
-}
-
-func startShmPeer(ctx context.Context, url string, stderr io.Writer) (*shmPeerProc, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, "bench", "shm-peer", "--url", url)
-	cmd.Stderr = &prefixWriter{prefix: "peer: ", w: stderr}
-	cmd.SysProcAttr = childSysProcAttr()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start peer: %w", err)
-	}
-	p := &shmPeerProc{cmd: cmd, stdin: stdin, done: make(chan error, 1), out: &strings.Builder{}}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			if !sent && sc.Text() == "READY" {
-				ready <- nil
-				sent = true
-				continue
-			}
-			p.out.WriteString(sc.Text() + "\n")
-		}
-		if !sent {
-			ready <- errors.New("peer exited before it was ready")
-		}
-		p.done <- cmd.Wait()
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			p.stop()
-			return nil, err
-		}
-		return p, nil
-	case <-ctx.Done():
-		p.stop()
-		return nil, ctx.Err()
-	case <-time.After(30 * time.Second):
-		p.stop()
-		return nil, errors.New("peer did not get ready within 30s")
-	}
-}
-
-// stop closes the peer's stdin (it exits) and waits; a peer that does not
-// exit within 10s is killed.
-func (p *shmPeerProc) stop() error {
-	if p.stdin == nil {
-		return nil
-	}
-	p.stdin.Close()
-	p.stdin = nil
-	select {
-	case err := <-p.done:
-		if err != nil {
-			return fmt.Errorf("peer: %w", err)
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		return errors.New("peer did not exit; killed")
-	}
-}
-
-// shmPeer is the peer process: it echoes pings and large messages and
-// counts streams, until stdin closes.
-func shmPeer(url string) error {
-	ctx := context.Background()
-	fail := make(chan error, 1)
-	nc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench shm peer", NoReconnect: true,
-		PendingMsgsLimit: 1 << 22, PendingBytesLimit: 1 << 30,
-		ErrorHandler: func(_ *switchboard.Conn, _ *switchboard.Subscription, err error) {
-			select {
-			case fail <- err:
-			default:
-			}
-		}})
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	sc, err := switchboard.Connect(ctx, url, &switchboard.Options{Name: "bench socket peer", NoReconnect: true, NoSharedMemory: true,
-		PendingMsgsLimit: 1 << 22, PendingBytesLimit: 1 << 30})
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
-	ping, err := nc.SubscribeSync("sb.bench.ping")
-	if err != nil {
-		return err
-	}
-	stop, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		for {
-			v, err := ping.NextView(stop)
-			if err != nil {
-				return
-			}
-			nc.Publish("sb.bench.pong", v.Data)
-			v.Release()
-		}
-	}()
-	pping, err := nc.SubscribeSync("sb.bench.pping")
-	if err != nil {
-		return err
-	}
-	ppong, err := nc.NewPublisher(ctx, "sb.bench.ppong", nil)
-	if err != nil {
-		return err
-	}
-	go func() {
-		for {
-			v, err := pping.NextView(stop)
-			if err != nil {
-				return
-			}
-			buf, err := ppong.Loan(len(v.Data))
-			if err != nil {
-				v.Release()
-				return
-			}
-			copy(buf, v.Data)
-			v.Release()
-			ppong.Send(len(buf))
-		}
-	}()
-	// The streams are read with NextViews, up to streamBatch messages a
-	// call: in place for a ring, the queued copies for the socket.
-	for _, c := range []struct {
-		nc   *switchboard.Conn
-		subj string
-	}{{nc, "sb.bench.stream"}, {sc, "sb.bench.sockstream"}} {
-		conn, subj := c.nc, c.subj
-		sub, err := conn.SubscribeSync(subj)
-		if err != nil {
-			return err
-		}
-		defer sub.Unsubscribe()
-		go func() {
-			got := 0
-			count := func(v *switchboard.View) {
-				switch string(v.Data) {
-				case "warm":
-				case "end":
-					conn.Publish(subj+".count", fmt.Appendf(nil, "%d %d", got, sub.Dropped()))
-					got = 0
-				default:
-					got++
-				}
-			}
-			for {
-				if _, err := sub.NextViews(stop, streamBatch, count); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	back, err := nc.NewPublisher(ctx, "sb.bench.large.back", &switchboard.RingOptions{Slots: 4, SlotSize: 4 << 20})
-	if err != nil {
-		return err
-	}
-	large, err := nc.SubscribeSync("sb.bench.large")
-	if err != nil {
-		return err
-	}
-	go func() {
-		for {
-			v, err := large.NextView(stop)
-			if err != nil {
-				return
-			}
-			buf, err := back.Loan(len(v.Data))
-			if err != nil {
-				return
-			}
-			copy(buf[:8], v.Data)
-			v.Release()
-			back.Send(len(buf))
-		}
-	}()
-	if err := nc.Flush(ctx); err != nil {
-		return err
-	}
-	if err := sc.Flush(ctx); err != nil {
-		return err
-	}
-	fmt.Println("READY")
-	io.Copy(io.Discard, os.Stdin)
-	select {
-	case err := <-fail:
-		return fmt.Errorf("peer: %w", err)
-	default:
-		return nil
-	}
+	return samples, nil
 }
 
 // idleCPU measures the CPU time process pid uses over d, in percent of
