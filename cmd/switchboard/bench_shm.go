@@ -99,7 +99,7 @@ func newBenchShm() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&s.roundTrips, "round-trips", 20000, "16 B round trips measured")
 	f.IntVar(&s.warmup, "warmup", 2000, "round trips before measuring (the rings are handed out meanwhile)")
-	f.IntVar(&s.stream, "stream", 1_000_000, "16 B messages in the one-way stream")
+	f.IntVar(&s.stream, "stream", 1_000_000, "16 B messages in the one-way stream (above about 2 M the socket stream, which has no flow control, outruns its subscriber and the hub cuts it off as a slow consumer)")
 	f.IntVar(&s.large, "large", 200, "4 MiB round trips measured")
 	f.IntVar(&s.baseline, "baseline", 200_000, "raw spin round trips measured")
 	f.IntVar(&s.wake, "wake", 200, "16 B round trips measured after 2 ms of quiet each")
