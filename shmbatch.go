@@ -41,8 +41,11 @@ func (s *Subscription) NextViews(ctx context.Context, max int, fn func(v *View))
 	if s.kind != kindSync {
 		return 0, fmt.Errorf("next views: not a SubscribeSync subscription: %w", ErrBadSubscription)
 	}
-	if max < 1 || fn == nil {
-		return 0, fmt.Errorf("next views: max %d (at least 1) and a callback (nil: %v): %w", max, fn == nil, ErrBadArgument)
+	if max < 1 {
+		return 0, fmt.Errorf("next views: max %d, at least 1: %w", max, ErrBadArgument)
+	}
+	if fn == nil {
+		return 0, fmt.Errorf("next views: no callback: %w", ErrBadArgument)
 	}
 	for {
 		n, err := s.queuedViews(ctx, max, fn)
