@@ -92,7 +92,7 @@ func (s *Subscription) queuedViews(ctx context.Context, max int, fn func(v *View
 		}
 		for i, m := range batch[:k] {
 			batch[i] = nil
-			if s.shutAt.Load() {
+			if s.isShut.Load() {
 				// fn unsubscribed (or the Conn closed): the rest of the
 				// copies taken are discarded, as the queue was.
 				clear(batch[i:k])

@@ -67,7 +67,7 @@ type Subscription struct {
 	// without it, so that NextView on a ring-only subscription takes no
 	// lock per message to find the queue empty.
 	attn   atomic.Bool
-	shutAt atomic.Bool // closed is set: NextViews stops passing copies it took already
+	isShut atomic.Bool // closed is set: NextViews stops passing copies it took already
 	spare  *View       // a released copy's View, for the next one (spareView)
 	// viewed counts the messages NextView returned in place from rings
 	// (they bypass deliver); counting is set once AutoUnsubscribe gave a
@@ -326,7 +326,7 @@ func (s *Subscription) deliverLoop() {
 func (s *Subscription) shut() {
 	s.mu.Lock()
 	s.closed = true
-	s.shutAt.Store(true)
+	s.isShut.Store(true)
 	clear(s.q)
 	s.q, s.head, s.pendBytes = nil, 0, 0
 	s.note()
