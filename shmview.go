@@ -149,12 +149,13 @@ func (s *Subscription) pollView() *View {
 		}
 		ended := false // the drain of a ring detached meanwhile reached the AutoUnsubscribe count
 		for {
-			var m shm.Msg
-			if data, ok := r.rd.TakeNext(); ok {
-				m.Data, m.Seq = data, r.rd.Pos()-1
-			} else {
-				var err error
-				m, err = r.rd.TryNext()
+			// TakeNext's message has nothing missed before it; only the
+			// drain check needs its sequence (Pos()-1). No Msg is built
+			// for it: zeroing one cost a hop 3 ns.
+			data, ok := r.rd.TakeNext()
+			var missed uint64
+			if !ok {
+				m, err := r.rd.TryNext()
 				if err == shm.ErrEmpty {
 					break // the common case while spinning: no errors.Is walk
 				}
@@ -167,18 +168,19 @@ func (s *Subscription) pollView() *View {
 				if err != nil {
 					break
 				}
+				data, missed = m.Data, m.Missed
 			}
-			if r.drainPending.Load() && s.beyondDrain(r, m) {
+			if r.drainPending.Load() && s.beyondDrain(r, shm.Msg{Seq: r.rd.Pos() - 1, Missed: missed}) {
 				break // published after the drain of r began: not for us
 			}
 			// From here r counts as lent out, so that shmDetachAll
 			// (AutoUnsubscribe, Unsubscribe, Close on another goroutine)
 			// leaves its unmapping to us instead of waiting for r.mu.
 			r.viewOut.Store(true)
-			if m.Missed > 0 {
-				s.missed(m.Missed)
+			if missed > 0 {
+				s.missed(missed)
 			}
-			v, body, ok := s.ringView(r, m.Data)
+			v, body, ok := s.ringView(r, data)
 			if !ok {
 				r.rd.Release()
 				s.missed(1)
