@@ -252,7 +252,7 @@ func (s *Subscription) finalView(r *subRing, v *View) *View {
 // ringView checks the frame in data, a message's view, and makes it r's
 // View; body is the frame's body size, for the statistics.
 func (s *Subscription) ringView(r *subRing, data []byte) (v *View, body uint64, ok bool) {
-	if b, ok := r.fc.Body(data); ok && r.fc.Subject == r.okSubj && (r.fc.Reply == "" || r.fc.Reply == r.okReply) {
+	if b, ok := r.cachedBody(data); ok {
 		// The frame starts like the last one, which passed r's checks:
 		// no Frame to build, no checks to repeat.
 		v = &r.view
