@@ -239,7 +239,13 @@ func (s *Subscription) pollRings() bool {
 		}
 		last := false
 		if !r.gone {
-			m, err := r.rd.TryNext()
+			var m shm.Msg
+			var err error
+			if data, ok := r.rd.TakeNext(); ok {
+				m.Data, m.Seq = data, r.rd.Pos()-1 // nothing missed before it
+			} else {
+				m, err = r.rd.TryNext()
+			}
 			switch {
 			case err == shm.ErrEmpty:
 			case err == nil && s.beyondDrain(r, m):
