@@ -155,22 +155,14 @@ func (p *ringPump) read(e *pumpRing) int {
 // The pump and the drain of a SubscribeSync subscription's ring
 // (detachRingLocked) read through it. Called with r.mu held.
 func (c *Conn) ringStepLocked(s *Subscription, r *subRing) int {
-	var m shm.Msg
-	if data, ok := r.rd.TakeNext(); ok {
-		m.Data, m.Seq = data, r.rd.Pos()-1 // nothing missed before it
-	} else {
-		var err error
-		m, err = r.rd.TryNext()
-		switch {
-		case err == shm.ErrEmpty:
-			return pumpEmpty
-		case errors.Is(err, shm.ErrCorrupt):
-			return pumpSkipped
-		case err != nil:
-			return pumpGone
-		}
-	}
+	m, err := r.next()
 	switch {
+	case err == shm.ErrEmpty:
+		return pumpEmpty
+	case errors.Is(err, shm.ErrCorrupt):
+		return pumpSkipped
+	case err != nil:
+		return pumpGone
 	case s.beyondDrain(r, m):
 		return pumpEnd
 	case c.ringDeliver(s, r, m):

@@ -82,6 +82,15 @@ func (r *subRing) cachedBody(data []byte) ([]byte, bool) {
 	return b, ok && r.fc.Subject == r.okSubj && (r.fc.Reply == "" || r.fc.Reply == r.okReply)
 }
 
+// next is r.rd.TryNext with its common case (Reader.TakeNext) first:
+// the pump and NextMsg read through it. Called with r.mu held.
+func (r *subRing) next() (shm.Msg, error) {
+	if data, ok := r.rd.TakeNext(); ok {
+		return shm.Msg{Data: data, Seq: r.rd.Pos() - 1}, nil // nothing missed before it
+	}
+	return r.rd.TryNext()
+}
+
 // shmAttach starts reading a ring for the subscription the hub names.
 func (c *Conn) shmAttach(m *protocol.ShmControl, fds []int) error {
 	if len(fds) != 2 {
@@ -239,13 +248,7 @@ func (s *Subscription) pollRings() bool {
 		}
 		last := false
 		if !r.gone {
-			var m shm.Msg
-			var err error
-			if data, ok := r.rd.TakeNext(); ok {
-				m.Data, m.Seq = data, r.rd.Pos()-1 // nothing missed before it
-			} else {
-				m, err = r.rd.TryNext()
-			}
+			m, err := r.next()
 			switch {
 			case err == shm.ErrEmpty:
 			case err == nil && s.beyondDrain(r, m):

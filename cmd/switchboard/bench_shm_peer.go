@@ -193,7 +193,7 @@ func shmPeer(url string) error {
 			}
 		}()
 	}
-	back, err := nc.NewPublisher(ctx, "sb.bench.large.back", &switchboard.RingOptions{Slots: 4, SlotSize: 4 << 20})
+	back, err := nc.NewPublisher(ctx, "sb.bench.large.back", &switchboard.RingOptions{Slots: 4, SlotSize: largeSize})
 	if err != nil {
 		return err
 	}
