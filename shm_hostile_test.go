@@ -240,15 +240,15 @@ func rawShmPublisher(t *testing.T, sock, subj string) (uc *net.UnixConn, ring []
 // Offsets of the ring layout (docs/shm.md), written here by hand as a
 // hostile peer would.
 const (
-	hOffWriteSeq = 64
-	hOffFutex    = 192
-	hHeader      = 256
+	hOffSlotSeq = 64 // slots begun
+	hOffFutex   = 192
+	hHeader     = 256
 )
 
 // scribbleRing does one round of damage: random bytes anywhere, forged
-// slots that look complete (seq words around the write sequence, random
-// lengths), frames with subjects outside the pattern or a $SB. reply, and
-// a moving write sequence. (It leaves the closed flag alone: readers
+// slots that look complete (sequence words around the slot sequence,
+// records of random lengths), frames with subjects outside the pattern or
+// a $SB. reply, and a moving slot sequence. (It leaves the closed flag alone: readers
 // would stop reading at once.)
 func scribbleRing(ring []byte, rng *rand.Rand) {
 	le := binary.LittleEndian
@@ -260,25 +260,26 @@ func scribbleRing(ring []byte, rng *rand.Rand) {
 	case 1, 2, 3:
 		forgeSlots(ring, rng, []string{"hostile.x", "hostile.x", "hostile.x", "good.y", "other", "", "a b", "hostile.x.y"}, false)
 	case 4:
-		le.PutUint64(ring[hOffWriteSeq:], []uint64{0, ^uint64(0), rng.Uint64(), le.Uint64(ring[hOffWriteSeq:]) + 1000}[rng.IntN(4)])
+		le.PutUint64(ring[hOffSlotSeq:], []uint64{0, ^uint64(0), rng.Uint64(), le.Uint64(ring[hOffSlotSeq:]) + 1000}[rng.IntN(4)])
 	}
 }
 
-// forgeSlots writes a whole ring of complete-looking slots just below a
-// new write sequence, with frames on subjects drawn from subjects: readers
-// take them and must check every frame.
+// forgeSlots writes a whole ring of full-looking slots just below a new
+// slot sequence, each with one record (a frame on a subject drawn from
+// subjects) and an end word: readers take them and must check every
+// frame.
 func forgeSlots(ring []byte, rng *rand.Rand, subjects []string, clean bool) {
 	le := binary.LittleEndian
 	stride := int(le.Uint32(ring[20:])) // may be garbage by now
 	if stride < 64 || stride > len(ring) {
-		stride = 64 * ((4096 + 1024 + 16 + 63) / 64)
+		stride = 64 * ((4096 + 1024 + 16 + 16 + 63) / 64)
 	}
 	const slots = 64
-	w := le.Uint64(ring[hOffWriteSeq:]) + slots
+	w := le.Uint64(ring[hOffSlotSeq:]) + slots
 	for i := range uint64(slots) {
 		s := w - slots + i
 		off := hHeader + int(s%slots)*stride
-		if off+16+64 > len(ring) {
+		if off+stride > len(ring) {
 			continue
 		}
 		subj := subjects[rng.IntN(len(subjects))]
@@ -288,17 +289,24 @@ func forgeSlots(ring []byte, rng *rand.Rand, subjects []string, clean bool) {
 			// A well-formed frame: no reply, no header block, 8 bytes of data.
 			reply, hdr, reserved, n = "", 0, 0, uint32(12+len(subj)+8)
 		}
-		p := ring[off+16:]
+		p := ring[off+24:]
 		le.PutUint16(p[0:], uint16(len(subj)))
 		le.PutUint16(p[2:], uint16(len(reply)))
 		le.PutUint32(p[4:], hdr)      // mostly no header block
 		le.PutUint32(p[8:], reserved) // mostly the zero it must be
 		copy(p[12:], subj)
 		copy(p[12+len(subj):], reply)
-		le.PutUint32(ring[off+8:], n)
+		// The record word (valid, the slot's tag, the length), the end
+		// word after the record, the slot's first message, "full".
+		tag := 1<<63 | (s&(1<<28-1))<<32
+		le.PutUint64(ring[off+16:], tag|uint64(n))
+		if end := off + 16 + 8 + (int(n)+7)&^7; end+8 <= off+stride {
+			le.PutUint64(ring[end:], tag|1<<62)
+		}
+		le.PutUint64(ring[off+8:], s)
 		le.PutUint64(ring[off:], 2*s+2)
 	}
-	le.PutUint64(ring[hOffWriteSeq:], w)
+	le.PutUint64(ring[hOffSlotSeq:], w)
 }
 
 // wakeRing bumps the ring's futex word and wakes its sleepers.

@@ -32,10 +32,10 @@ func FuzzReaderOnGarbage(f *testing.F) {
 	f.Add(validRing(4, 16, 7), []byte{0, 0, 1, 2, 3, 0, 0})
 	f.Add(validRing(1, 0, 3), []byte{0, 2, 3})
 	ring := validRing(8, 8, 20)
-	binary.LittleEndian.PutUint64(ring[OffWriteSeq:], ^uint64(0))
+	binary.LittleEndian.PutUint64(ring[OffSlotSeq:], ^uint64(0))
 	f.Add(ring, []byte{0, 0, 0, 2})
 	ring = validRing(2, 32, 5)
-	binary.LittleEndian.PutUint32(ring[HeaderSize+SlotOffLen:], 1<<31)
+	binary.LittleEndian.PutUint32(ring[HeaderSize+SlotOffRecords:], 1<<31)
 	f.Add(ring, []byte{4, 0, 0, 0, 0, 0})
 	f.Add(make([]byte, HeaderSize), []byte{0})
 
@@ -51,7 +51,7 @@ func FuzzReaderOnGarbage(f *testing.F) {
 			// Most inputs fail validation; also try each one with a valid
 			// header and the fuzzer's bytes elsewhere.
 			fuzzRead(t, mem, script, canceled)
-			copy(mem[:OffWriteSeq], validRing(4, 16, 0)[:OffWriteSeq])
+			copy(mem[:OffSlotSeq], validRing(4, 16, 0)[:OffSlotSeq])
 		}
 		fuzzRead(t, mem, script, canceled)
 	})

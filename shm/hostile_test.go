@@ -41,8 +41,8 @@ func scribble(mem []byte, slots, size int, rng *rand.Rand, stop <-chan struct{})
 			for range 64 {
 				le.PutUint64(mem[rng.IntN(len(mem)-7):], rng.Uint64())
 			}
-		case 2, 3: // slots that look valid around a plausible write sequence
-			w := le.Uint64(mem[OffWriteSeq:])
+		case 2, 3: // slots and records that look valid around a plausible slot sequence
+			w := le.Uint64(mem[OffSlotSeq:])
 			if rng.IntN(4) == 0 {
 				w = rng.Uint64N(8 * n)
 			}
@@ -57,29 +57,40 @@ func scribble(mem []byte, slots, size int, rng *rand.Rand, stop <-chan struct{})
 				default:
 					le.PutUint64(mem[off:], 2*s+2)
 				}
-				l := rng.Uint32N(uint32(2*size + 2))
-				if rng.IntN(8) == 0 {
-					l = rng.Uint32()
+				le.PutUint64(mem[off+SlotOffFirst:], rng.Uint64N(1<<20))
+				// A few record words with the slot's tag: random lengths,
+				// end words, at random 8-byte offsets of the slot.
+				area := int(areaFor(uint64(size)))
+				for range 1 + rng.IntN(4) {
+					at := off + SlotOffRecords + 8*rng.IntN(area/8)
+					l := uint64(rng.Uint32N(uint32(2*size + 2)))
+					if rng.IntN(8) == 0 {
+						l = uint64(rng.Uint32())
+					}
+					word := recordHi(s) | l
+					if rng.IntN(6) == 0 {
+						word = recordHi(s) | recEnd
+					}
+					le.PutUint64(mem[at:], word)
 				}
-				le.PutUint32(mem[off+SlotOffLen:], l)
 			}
-			le.PutUint64(mem[OffWriteSeq:], w+rng.Uint64N(3))
+			le.PutUint64(mem[OffSlotSeq:], w+rng.Uint64N(3))
 		case 4: // header fields
-			offs := []int{OffMagic, OffSlots, OffSlotSize, OffStride, OffDataStart, OffWriteSeq, OffMessages, OffBytes}
+			offs := []int{OffMagic, OffSlots, OffSlotSize, OffStride, OffDataStart, OffSlotSeq, OffMessages, OffBytes}
 			vals := []uint64{0, 1, ^uint64(0), 1 << 63, rng.Uint64(), rng.Uint64N(4 * n)}
 			le.PutUint64(mem[offs[rng.IntN(len(offs))]:], vals[rng.IntN(len(vals))])
 			le.PutUint32(mem[OffClosed:], uint32(rng.IntN(2)))
 		case 5: // wake every sleeper
 			u32(mem, OffFutex).Add(1)
 			futexWake(addr32(mem, OffFutex))
-		case 6: // flip a slot between "writing" and "done": torn views
-			w := le.Uint64(mem[OffWriteSeq:])
+		case 6: // flip a slot between this lap and the next: torn views
+			w := le.Uint64(mem[OffSlotSeq:])
 			s := w - 1 - rng.Uint64N(n)
 			off := slotOff(s)
 			for range 32 {
+				le.PutUint64(mem[off:], 2*(s+n)+1)
+				mem[off+SlotOffRecords+RecordHeaderSize] ^= 0xff
 				le.PutUint64(mem[off:], 2*s+1)
-				mem[off+SlotOffPayload] ^= 0xff
-				le.PutUint64(mem[off:], 2*s+2)
 			}
 		case 7: // zeros
 			clear(mem)

@@ -20,8 +20,8 @@ const (
 	OffSlotSize  = 16  // uint32, slot payload size S
 	OffStride    = 20  // uint32, bytes from one slot to the next
 	OffDataStart = 24  // uint32, offset of slot 0 (= HeaderSize)
-	OffWriteSeq  = 64  // uint64, next sequence to publish
-	OffMessages  = 128 // uint64, messages published
+	OffSlotSeq   = 64  // uint64, slots begun: the writer's slot is OffSlotSeq-1
+	OffMessages  = 128 // uint64, messages published: the next message's number
 	OffBytes     = 136 // uint64, payload bytes published
 	OffFutex     = 192 // uint32, incremented by the writer after publishing
 	OffClosed    = 196 // uint32, non-zero once the writer closed the ring
@@ -45,20 +45,99 @@ const (
 
 // Slot field offsets, in bytes from the start of a slot.
 const (
-	SlotOffSeq     = 0  // uint64, seqlock word: 2s+1 writing s, 2s+2 s done
-	SlotOffLen     = 8  // uint32, payload length
-	SlotOffPayload = 16 // payload bytes
+	SlotOffSeq     = 0  // uint64, slot sequence word: 2s+1 slot s begun, 2s+2 slot s full
+	SlotOffFirst   = 8  // uint64, number of the slot's first message
+	SlotOffRecords = 16 // the records, one after another
 )
+
+// Records: a slot holds one or more messages, each a record of an 8-byte
+// record word and the payload, padded to 8 bytes. The record word is
+//
+//	bits  0–31  payload length
+//	bits 32–59  tag: the slot sequence s modulo 2^28
+//	bits 60–61  where the next record starts: 0 right after this one
+//	            (8-byte aligned), c > 0 at the next multiple of 16<<c
+//	            bytes from the slot's start (32, 64 or 128)
+//	bit     62  end: no more records in this slot (length zero)
+//	bit     63  valid: zero means "nothing here yet"
+//
+// The writer writes the payload, stores zero into the word where the next
+// record starts, then stores the record word. A reader takes the record
+// at its offset only if the word is valid and carries its slot's tag; the
+// tag tells a record of this lap from a stale one of an earlier lap.
+//
+// The writer aligns the next record to 32 bytes after a record of at most
+// 32, and to 64 after one of at most 64 (a stream's messages are usually
+// of one size): small records never straddle two cache lines, so a reader
+// that keeps up with the writer takes one line per record, or per two.
+const (
+	// RecordHeaderSize is the size of the record word before a payload.
+	RecordHeaderSize = 8
+	// PackBytes is how far into a slot the writer packs records: a message
+	// that starts a slot may fill all of it (up to S bytes), one after
+	// others only while the slot's records stay within PackBytes. It keeps
+	// the memory a stream of small messages touches to PackBytes per slot.
+	PackBytes = 4096
+
+	recValid      = uint64(1) << 63
+	recEnd        = uint64(1) << 62
+	recAlignShift = 60
+	recTagBits    = 28
+	recTagMask    = uint64(1)<<recTagBits - 1
+	// recHiMask selects what identifies a record: valid, end and the tag.
+	recHiMask = recValid | recEnd | recTagMask<<32
+)
+
+// recordHi returns the valid bit and the tag of the record word of a
+// message in slot s.
+func recordHi(s uint64) uint64 { return recValid | (s&recTagMask)<<32 }
+
+// recordSpan returns the bytes a record of an n-byte payload takes.
+func recordSpan(n uint64) uint64 { return RecordHeaderSize + (n+7)&^7 }
+
+// nextRecord returns where the record after the one at off starts, given
+// the record word: right after it, or aligned as the word's bits 60–61
+// say. It may exceed the slot: callers check it against the area.
+func nextRecord(off, word uint64) uint64 {
+	end := off + recordSpan(word&0xffffffff)
+	if c := word >> recAlignShift & 3; c != 0 {
+		a := uint64(16) << c
+		return (SlotOffRecords+end+a-1)&^(a-1) - SlotOffRecords
+	}
+	return end
+}
+
+// alignClass is the alignment class (bits 60–61) a writer gives the
+// record after one of span bytes at off, within limit bytes of records:
+// 32 after a record of up to 32 bytes, 64 after one of up to 64, none
+// after a larger one or where the aligned start leaves no room for a
+// word.
+func alignClass(off, span, limit uint64) uint64 {
+	c := uint64(0)
+	switch {
+	case span <= 32:
+		c = 1
+	case span <= 64:
+		c = 2
+	default:
+		return 0
+	}
+	if nextRecord(off, c<<recAlignShift|(span-RecordHeaderSize))+RecordHeaderSize > limit {
+		return 0
+	}
+	return c
+}
 
 const (
 	// Magic identifies a ring: "SBSHMRNG" read as a little-endian uint64.
 	Magic uint64 = 0x474e524d48534253
-	// Version is the layout version this package reads and writes.
-	Version = 1
+	// Version is the layout version this package reads and writes:
+	// version 2 packs several messages into a slot.
+	Version = 2
 	// HeaderSize is the size of the ring header; slot 0 starts here.
 	HeaderSize = 256
-	// SlotHeaderSize is the size of the per-slot header before the payload.
-	SlotHeaderSize = SlotOffPayload
+	// SlotHeaderSize is the size of the per-slot header before the records.
+	SlotHeaderSize = SlotOffRecords
 	// MaxSlots is the largest slot count a ring may have.
 	MaxSlots = 1 << 24
 	// MaxSlotSize is the largest slot payload size a ring may have.
@@ -112,12 +191,18 @@ type geometry struct {
 	slots  uint64 // N
 	mask   uint64 // N-1
 	size   uint64 // S
+	area   uint64 // record bytes per slot: one S-byte record and a word after it
+	pack   uint64 // min(area, PackBytes)
 	stride uint64
 	total  uint64 // header + slots
 }
 
+// areaFor returns a slot's record area: room for one record of slotSize
+// bytes and the word after it.
+func areaFor(slotSize uint64) uint64 { return recordSpan(slotSize) + RecordHeaderSize }
+
 func strideFor(slotSize uint64) uint64 {
-	return (slotSize + SlotHeaderSize + lineSize - 1) &^ (lineSize - 1)
+	return (areaFor(slotSize) + SlotHeaderSize + lineSize - 1) &^ (lineSize - 1)
 }
 
 func makeGeometry(slots, slotSize uint64) (geometry, error) {
@@ -129,7 +214,8 @@ func makeGeometry(slots, slotSize uint64) (geometry, error) {
 	if hi != 0 || lo > MaxRegionSize-HeaderSize || lo+HeaderSize > math.MaxInt {
 		return geometry{}, fmt.Errorf("%w: %d slots of %d bytes is too large", ErrBadGeometry, slots, slotSize)
 	}
-	return geometry{slots: slots, mask: slots - 1, size: slotSize, stride: stride, total: lo + HeaderSize}, nil
+	area := areaFor(slotSize)
+	return geometry{slots: slots, mask: slots - 1, size: slotSize, area: area, pack: min(area, PackBytes), stride: stride, total: lo + HeaderSize}, nil
 }
 
 // Size returns the number of bytes a ring of slots slots of slotSize
@@ -173,14 +259,14 @@ func Init(mem []byte, slots, slotSize int) error {
 		return fmt.Errorf("%w: ring needs %d bytes, region has %d", ErrBadGeometry, n, len(mem))
 	}
 	g, _ := makeGeometry(uint64(slots), uint64(slotSize))
-	// Clear the header and each slot's sequence word and length, not the
-	// payloads: a fresh memfd is zero already, and writing every byte
+	// Clear the header and each slot's header and first record word, not
+	// the rest: a fresh memfd is zero already, and writing every byte
 	// would make the kernel allocate the whole ring up front (64 slots of
 	// 1 MiB is 64 MiB) instead of the pages messages actually use.
 	clear(mem[:HeaderSize])
 	for i := uint64(0); i < g.slots; i++ {
 		off := g.slotOff(i)
-		clear(mem[off : off+SlotOffPayload])
+		clear(mem[off : off+SlotOffRecords+RecordHeaderSize])
 	}
 	le := binary.LittleEndian
 	le.PutUint32(mem[OffVersion:], Version)
@@ -225,8 +311,8 @@ func readGeometry(mem []byte) (geometry, error) {
 	return g, nil
 }
 
-// slotOff returns the offset of the slot holding sequence seq; always in
-// bounds for a validated geometry.
+// slotOff returns the offset of the slot holding slot sequence seq; always
+// in bounds for a validated geometry.
 func (g *geometry) slotOff(seq uint64) int {
 	return int(HeaderSize + (seq&g.mask)*g.stride)
 }
@@ -244,7 +330,8 @@ func u32(mem []byte, off int) *atomic.Uint32 {
 // Stats are the counters the writer keeps in the ring header. Readers see
 // them too; a hostile peer can forge them, so treat them as advisory.
 type Stats struct {
-	WriteSeq uint64 // next sequence to publish
+	WriteSeq uint64 // the number the next message will have (= Messages)
+	SlotSeq  uint64 // slots begun
 	Messages uint64 // messages published
 	Bytes    uint64 // payload bytes published
 	Closed   bool   // the writer closed the ring
@@ -257,9 +344,11 @@ func ReadStats(mem []byte) (Stats, error) {
 	if err := checkMem(mem); err != nil {
 		return Stats{}, err
 	}
+	m := u64(mem, OffMessages).Load()
 	return Stats{
-		WriteSeq: u64(mem, OffWriteSeq).Load(),
-		Messages: u64(mem, OffMessages).Load(),
+		WriteSeq: m,
+		SlotSeq:  u64(mem, OffSlotSeq).Load(),
+		Messages: m,
 		Bytes:    u64(mem, OffBytes).Load(),
 		Closed:   u32(mem, OffClosed).Load() != 0,
 		Waiting:  u32(mem, OffWriterWaiting).Load() != 0,

@@ -10,11 +10,16 @@ import (
 	"pgregory.net/rapid"
 )
 
-// modelReader is what a reader should see: its position, the misses not
-// yet reported, and the view it holds.
+// modelReader is what a reader should see: the slot it is in, the next
+// message number it wants, the misses not yet reported, and the view it
+// holds.
 type modelReader struct {
 	r       *Reader
-	pos     uint64
+	slot    uint64 // the slot it is in: its cursor position
+	pos     uint64 // the next message it wants (Pos)
+	at      uint64 // the next record it looks at, unless resync
+	resync  bool   // it has not read a record since it landed in slot
+	free    bool   // Rewind: the next message found sets pos, nothing missed
 	pending uint64
 	missed  uint64
 	held    bool
@@ -27,7 +32,8 @@ type modelReader struct {
 	demoted bool
 }
 
-// position is what the reader's cursor must say.
+// position is what the reader's cursor must say: the message of the view
+// it holds, or the next.
 func (mr *modelReader) position() uint64 {
 	if mr.held {
 		return mr.heldSeq
@@ -35,21 +41,114 @@ func (mr *modelReader) position() uint64 {
 	return mr.pos
 }
 
+// ringModel is what the writer should have done: which slot each message
+// went to, by the packing rule, computed here from the sizes alone.
+type ringModel struct {
+	slots, area, pack uint64
+	sent              [][]byte // sent[k] is the payload of message k
+	slotOf            []uint64 // slotOf[k] is the slot message k is in
+	firstOf           []uint64 // firstOf[s]: messages published when slot s was begun
+	started           uint64   // slots begun
+	ended             uint64   // slots below this have their end word
+	open              bool     // slot started-1 takes more records
+	off               uint64   // where its next record goes
+}
+
+// place is where a loan of n bytes goes: true if it begins a new slot.
+func (m *ringModel) beginsSlot(n int) bool {
+	return !m.open || (m.off > 0 && m.off+recordSpan(uint64(n))+RecordHeaderSize > m.pack)
+}
+
+func (m *ringModel) begin() {
+	m.firstOf = append(m.firstOf, uint64(len(m.sent)))
+	m.ended, m.started, m.open, m.off = m.started, m.started+1, true, 0
+}
+
+// need is the position every blocking reader must have reached before
+// slot b is begun: the first message after the slot it overwrites.
+func (m *ringModel) need(b uint64) uint64 {
+	switch {
+	case b < m.slots:
+		return 0
+	case m.slots == 1:
+		return uint64(len(m.sent))
+	}
+	return m.firstOf[b-m.slots+1]
+}
+
+// end ends the slot the writer is in.
+func (m *ringModel) end() { m.ended, m.open = m.started, false }
+
+func (m *ringModel) commit(p []byte) {
+	m.sent = append(m.sent, bytes.Clone(p))
+	m.slotOf = append(m.slotOf, m.started-1)
+	// The next record starts right after this one, or at the next 32
+	// (after a record of up to 32 bytes) or 64 bytes (up to 64) from the
+	// slot's start, if a word fits there.
+	span := RecordHeaderSize + (uint64(len(p))+7)&^7
+	next := m.off + span
+	for _, a := range []uint64{32, 64} {
+		if span <= a {
+			if x := (SlotOffRecords+next+a-1)/a*a - SlotOffRecords; x+RecordHeaderSize <= m.pack {
+				next = x
+			}
+			break
+		}
+	}
+	m.off = next
+	if next+2*RecordHeaderSize > m.pack {
+		m.end() // not even an empty record fits: the slot ends now
+	}
+}
+
+// live reports whether slot s holds its own lap (begun and not begun
+// again).
+func (m *ringModel) live(s uint64) bool { return s < m.started && s+m.slots >= m.started }
+
+// first returns the first message in slot s, if it has one.
+func (m *ringModel) first(s uint64) (uint64, bool) {
+	for k, ks := range m.slotOf {
+		if ks == s {
+			return uint64(k), true
+		}
+	}
+	return 0, false
+}
+
+// slotFor is Reader.slotFor on the model.
+func (m *ringModel) slotFor(seq uint64) uint64 {
+	if m.started == 0 {
+		return 0
+	}
+	cand := m.started - 1
+	for i := uint64(0); i < m.slots && i < m.started; i++ {
+		s := m.started - 1 - i
+		if !m.live(s) {
+			break
+		}
+		cand = s
+		if f, ok := m.first(s); ok && f <= seq {
+			break
+		}
+	}
+	return cand
+}
+
 // TestRingModel drives one writer and several readers on an in-process
 // ring through random interleavings of publishes (sizes 0..S, loans),
 // reads, releases and late joins, and checks every result against a
-// model: exact contents, order, and missed counts equal to what the writer
-// overwrote. Readers may have cursors, tracked by the writer or not, with
-// the drop or the block policy; the block timeout is a nanosecond, so a
-// loan a blocking reader holds up demotes it at once (or, with a cancelled
-// ctx, fails and demotes no one). The model checks the cursor positions,
-// which loans wait and whom they demote, and the number of wake-ups: one
-// per Send untracked, one per AddReader tracked (no reader ever sleeps
-// here).
+// model: which slot each message is packed into, exact contents, order,
+// and missed counts equal to what the writer overwrote. Readers may have
+// cursors, tracked by the writer or not, with the drop or the block
+// policy; the block timeout is a nanosecond, so a slot a blocking reader
+// holds up demotes it at once (or, with a cancelled ctx, fails and
+// demotes no one). The model checks the cursor positions (slots), which
+// loans wait and whom they demote, and the number of wake-ups: one per
+// Send untracked, one per AddReader tracked (no reader ever sleeps here).
 func TestRingModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		slots := 1 << rapid.IntRange(0, 3).Draw(t, "log2slots") // up to 8: markAheadSlots, and posEvery 1 (exact cursors)
-		size := rapid.SampledFrom([]int{0, 1, 7, 16, 64}).Draw(t, "slotSize")
+		slots := 1 << rapid.IntRange(0, 3).Draw(t, "log2slots")
+		size := rapid.SampledFrom([]int{0, 1, 7, 16, 64, 200}).Draw(t, "slotSize")
 		mem := newRing(t, slots, size)
 		w, err := NewWriter(mem)
 		if err != nil {
@@ -60,11 +159,11 @@ func TestRingModel(t *testing.T) {
 			w.TrackReaders()
 		}
 		w.SetBlockTimeout(time.Nanosecond)
+		area := areaFor(uint64(size))
+		m := &ringModel{slots: uint64(slots), area: area, pack: min(area, PackBytes)}
 		var sends, adds, waits, demoted, nextID uint64
 		var (
-			sent     [][]byte // sent[seq] is the payload of message seq
 			loaned   bool
-			marked   bool // the writer marked slot len(sent) "writing" ahead (markAhead)
 			loanBuf  []byte
 			closed   bool
 			readers  []*modelReader
@@ -75,18 +174,12 @@ func TestRingModel(t *testing.T) {
 				return ctx
 			}()
 		)
-		started := func() uint64 { // sequences the writer has begun to write
-			if loaned || marked {
-				return uint64(len(sent)) + 1
-			}
-			return uint64(len(sent))
-		}
 		addReader := func(t *rapid.T) {
 			r, err := NewReader(mem)
 			if err != nil {
 				t.Fatal(err)
 			}
-			mr := &modelReader{r: r, pos: uint64(len(sent))}
+			mr := &modelReader{r: r, pos: uint64(len(m.sent)), slot: m.slotFor(uint64(len(m.sent))), resync: true}
 			// none, attached only, tracked dropping, tracked blocking
 			kinds := 2
 			if track {
@@ -108,15 +201,15 @@ func TestRingModel(t *testing.T) {
 			}
 			readers = append(readers, mr)
 		}
-		// blockers applies the block policy to a loan of the next
-		// sequence: the blocking readers it has to wait for, demoted
-		// unless the loan is cancelled. Positions never move back for
-		// blocking readers here (no Rewind or Seek), so the writer's
-		// cached bound never hides one.
+		// blockers applies the block policy to beginning the next slot:
+		// the blocking readers it has to wait for, demoted unless the loan
+		// is cancelled. Positions never move back for blocking readers
+		// here (no Rewind or Seek), so the writer's cached bound never
+		// hides one.
 		blockers := func(cancelled bool) bool {
-			seq, any := uint64(len(sent)), false
+			need, any := m.need(m.started), false
 			for _, mr := range readers {
-				if mr.block && !mr.demoted && seq-mr.position() >= uint64(slots) && mr.position() <= seq {
+				if mr.block && !mr.demoted && mr.position() < need {
 					any = true
 					if !cancelled {
 						mr.demoted = true
@@ -129,38 +222,66 @@ func TestRingModel(t *testing.T) {
 			}
 			return any
 		}
+		// loan mirrors a Loan of n bytes that goes ahead.
+		loan := func(n int) {
+			if m.beginsSlot(n) {
+				m.begin()
+			}
+		}
 		addReader(t)
 		pickReader := func(t *rapid.T) *modelReader {
 			return readers[rapid.IntRange(0, len(readers)-1).Draw(t, "reader")]
 		}
 		// expectNext applies the model to a read and returns the message
-		// the reader must get, or ok=false if it must get nothing.
+		// the reader must get, or ok=false if it must get nothing. A
+		// reader whose slot was begun again lands a quarter ring past the
+		// oldest slot (lapMargin); it moves to the next slot once the
+		// writer has begun it (the end word is there).
 		expectNext := func(mr *modelReader) (seq, missed uint64, ok bool) {
-			// A reader more than a ring behind lands a quarter ring past
-			// the oldest message (lapMargin); one that would read the slot
-			// under a loan was overtaken and lands past that slot too.
-			w, n, margin := uint64(len(sent)), uint64(slots), uint64(slots)/4
-			land := mr.pos
-			if w > n && mr.pos < w-n {
-				land = w - n + margin
-			}
-			if (loaned || marked) && land+n == w {
-				land = w + 1 - n + margin
-			}
-			if d := land - mr.pos; d > 0 {
-				mr.pos += d
-				mr.pending += d
-				mr.missed += d
-			}
-			if mr.pos >= uint64(len(sent)) {
+			for {
+				s := mr.slot
+				if s < m.started && !m.live(s) {
+					// The next slot if it is still live, else a quarter
+					// ring past the oldest.
+					t := s + 1
+					if n := uint64(slots); !m.live(t) && m.started > n {
+						t = max(t, min(m.started-n+1+lapMargin(n), m.started-1))
+					}
+					mr.slot, mr.resync, mr.free = t, true, false
+					continue
+				}
+				for k := range m.sent {
+					if m.slotOf[k] != s {
+						continue
+					}
+					if !mr.resync && uint64(k) < mr.at {
+						continue // read or passed over already
+					}
+					mr.resync = false // a record of the slot read
+					mr.at = uint64(k) + 1
+					if mr.free {
+						mr.pos, mr.free = uint64(k), false
+					}
+					if uint64(k) < mr.pos {
+						continue // passed over (Seek)
+					}
+					if d := uint64(k) - mr.pos; d > 0 {
+						mr.pending += d
+						mr.missed += d
+					}
+					seq, missed = uint64(k), mr.pending
+					mr.pos = seq + 1
+					mr.pending = 0
+					return seq, missed, true
+				}
+				if s < m.ended {
+					mr.slot++ // the end word
+					continue
+				}
 				return 0, 0, false
 			}
-			seq, missed = mr.pos, mr.pending
-			mr.pos++
-			mr.pending = 0
-			return seq, missed, true
 		}
-		check := func(t *rapid.T, mr *modelReader, m Msg, err error, copied bool) {
+		check := func(t *rapid.T, mr *modelReader, msg Msg, err error, copied bool) {
 			if mr.held && !copied {
 				mr.held = false // Next/TryNext released the previous view
 			}
@@ -177,34 +298,25 @@ func TestRingModel(t *testing.T) {
 					}
 				}
 				if !errors.Is(err, want) {
-					t.Fatalf("read: got %v (msg seq %d), want %v", err, m.Seq, want)
+					t.Fatalf("read: got %v (msg seq %d), want %v", err, msg.Seq, want)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatalf("read: %v, want message %d", err, seq)
 			}
-			if m.Seq != seq || m.Missed != missed || !bytes.Equal(m.Data, sent[seq]) {
+			if msg.Seq != seq || msg.Missed != missed || !bytes.Equal(msg.Data, m.sent[seq]) {
 				t.Fatalf("read: got seq %d missed %d data %x, want seq %d missed %d data %x",
-					m.Seq, m.Missed, m.Data, seq, missed, sent[seq])
+					msg.Seq, msg.Missed, msg.Data, seq, missed, m.sent[seq])
 			}
 			if !copied {
-				mr.held, mr.heldSeq, mr.view = true, seq, m.Data
+				mr.held, mr.heldSeq, mr.view = true, seq, msg.Data
 			}
 		}
 		publish := func(p []byte) {
-			sent = append(sent, bytes.Clone(p))
+			m.commit(p)
 			nbytes += uint64(len(p))
 			loaned = false
-			// Whether Commit marked the next slot ahead depends on which
-			// blocking readers the writer may still have to wait for,
-			// which it estimates conservatively (safeUntil): take its
-			// decision, and check that it is never made for a ring too
-			// small for it, and that readers see its effects.
-			marked = w.marked == w.seq+1
-			if marked && slots < markAheadSlots {
-				t.Fatalf("a ring of %d slots marked ahead", slots)
-			}
 		}
 
 		t.Repeat(map[string]func(*rapid.T){
@@ -213,9 +325,10 @@ func TestRingModel(t *testing.T) {
 					t.Skip("closed")
 				}
 				p := rapid.SliceOfN(rapid.Byte(), 0, size).Draw(t, "payload")
-				if !loaned {
+				if m.beginsSlot(len(p)) {
 					blockers(false)
 				}
+				loan(len(p))
 				if err := w.Publish(p); err != nil {
 					t.Fatal(err)
 				}
@@ -228,17 +341,23 @@ func TestRingModel(t *testing.T) {
 				}
 				n := rapid.IntRange(0, size).Draw(t, "loan")
 				ctx := context.Background()
-				if !loaned && rapid.Bool().Draw(t, "cancelled") {
+				begins := m.beginsSlot(n)
+				if begins && rapid.Bool().Draw(t, "cancelled") {
 					ctx = canceled
 					if blockers(true) {
 						if _, err := w.LoanCtx(ctx, n); !errors.Is(err, context.Canceled) {
 							t.Fatalf("LoanCtx held up by a blocking reader: %v, want Canceled", err)
 						}
+						// The slot the writer was in is full now: the next
+						// loan begins one, whatever its size.
+						m.end()
+						loaned = false
 						return
 					}
-				} else if !loaned {
+				} else if begins {
 					blockers(false)
 				}
+				loan(n)
 				buf, err := w.LoanCtx(ctx, n)
 				if err != nil || len(buf) != n {
 					t.Fatalf("Loan(%d) = %d bytes, %v", n, len(buf), err)
@@ -294,11 +413,16 @@ func TestRingModel(t *testing.T) {
 				}
 				mr.r.Rewind()
 				mr.held = false
-				mr.pos = 0
-				if n := uint64(len(sent)); n >= uint64(slots) {
-					mr.pos = n - uint64(slots)
-					if loaned || marked {
-						mr.pos++ // Rewind skips the slot being written
+				mr.slot, mr.resync, mr.free, mr.pos = 0, true, true, 0
+				if m.started > uint64(slots) {
+					mr.slot = m.started - uint64(slots)
+				}
+				if mr.slot < m.started {
+					// Pos says the slot's first message; an empty slot's
+					// is the next one.
+					mr.pos = uint64(len(m.sent))
+					if f, ok := m.first(mr.slot); ok {
+						mr.pos = f
 					}
 				}
 			},
@@ -307,10 +431,10 @@ func TestRingModel(t *testing.T) {
 				if mr.block {
 					t.Skip("a blocking reader's position only moves forward in this model")
 				}
-				seq := rapid.Uint64Range(0, uint64(len(sent))+2).Draw(t, "seek")
+				seq := rapid.Uint64Range(0, uint64(len(m.sent))+2).Draw(t, "seek")
 				mr.r.Seek(seq)
 				mr.held = false
-				mr.pos = seq
+				mr.pos, mr.slot, mr.resync, mr.free = seq, m.slotFor(seq), true, false
 			},
 			"remove": func(t *rapid.T) {
 				mr := pickReader(t)
@@ -330,8 +454,15 @@ func TestRingModel(t *testing.T) {
 			"takeNext": func(t *rapid.T) {
 				mr := pickReader(t)
 				pos, held := mr.r.Pos(), mr.held
+				// The case TakeNext is for: no view, nothing to report, in
+				// step, the next message at the reader's place.
+				easy := !held && mr.pending == 0 && !mr.resync && !mr.free && mr.at == mr.pos && mr.pos < uint64(len(m.sent)) &&
+					m.slotOf[mr.pos] == mr.slot && m.live(mr.slot)
 				data, ok := mr.r.TakeNext()
 				if !ok {
+					if easy {
+						t.Fatalf("TakeNext found nothing; message %d is next in slot %d", mr.pos, mr.slot)
+					}
 					if mr.r.Pos() != pos || mr.held != held {
 						t.Fatalf("TakeNext found nothing but moved the reader from %d to %d", pos, mr.r.Pos())
 					}
@@ -375,23 +506,23 @@ func TestRingModel(t *testing.T) {
 					// Recv releases the view first, like Next.
 					mr.held = false
 				}
-				_, m, err := mr.r.Recv(canceled, nil)
-				check(t, mr, m, err, true)
+				_, msg, err := mr.r.Recv(canceled, nil)
+				check(t, mr, msg, err, true)
 			},
 			"release": func(t *rapid.T) {
 				mr := pickReader(t)
 				var want bool = true
 				var view []byte
 				if mr.held {
-					// Intact unless the writer began sequence heldSeq+N.
-					want = started() <= mr.heldSeq+uint64(slots)
+					// Intact unless the writer began the view's slot again.
+					want = m.live(m.slotOf[mr.heldSeq])
 					view = bytes.Clone(mr.view)
 				}
 				if got := mr.r.Release(); got != want {
-					t.Fatalf("Release = %v, want %v (held %v seq %d, started %d)", got, want, mr.held, mr.heldSeq, started())
+					t.Fatalf("Release = %v, want %v (held %v seq %d, slots begun %d)", got, want, mr.held, mr.heldSeq, m.started)
 				}
-				if mr.held && want && !bytes.Equal(view, sent[mr.heldSeq]) {
-					t.Fatalf("intact view %x, want %x", view, sent[mr.heldSeq])
+				if mr.held && want && !bytes.Equal(view, m.sent[mr.heldSeq]) {
+					t.Fatalf("intact view %x, want %x", view, m.sent[mr.heldSeq])
 				}
 				mr.held = false
 			},
@@ -400,7 +531,7 @@ func TestRingModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := Stats{WriteSeq: uint64(len(sent)), Messages: uint64(len(sent)), Bytes: nbytes, Closed: closed}
+				want := Stats{WriteSeq: uint64(len(m.sent)), SlotSeq: m.started, Messages: uint64(len(m.sent)), Bytes: nbytes, Closed: closed}
 				if st != want {
 					t.Fatalf("stats %+v, want %+v", st, want)
 				}

@@ -243,15 +243,15 @@ func TestProcPeerReclaim(t *testing.T) {
 			}
 		}
 	}
-	// A writer killed between a slot's "done" and its store of the write
-	// sequence leaves one complete message the header does not count yet;
-	// readers go by the slots.
+	// A writer killed between a record's word and its store of the message
+	// count leaves one complete message the header does not count yet;
+	// readers go by the records.
 	st := reg.Stats()
 	if read+missed != r.Pos() || r.Pos() != st.WriteSeq && r.Pos() != st.WriteSeq+1 {
 		t.Errorf("read %d + missed %d, position %d; the publisher published %d", read, missed, r.Pos(), st.WriteSeq)
 	}
-	if got := cur.Position(); got != r.Pos() {
-		t.Errorf("cursor says %d, reader at %d", got, r.Pos())
+	if got := cur.Position(); got != r.curPos() {
+		t.Errorf("cursor says %d, reader in slot %d", got, r.curPos())
 	}
 	r.AttachCursor(nil)
 	t.Logf("read %d, missed %d of %d before the kill", read, missed, st.WriteSeq)

@@ -825,34 +825,38 @@ func TestProcWriterKilled(t *testing.T) {
 	if st.Closed {
 		t.Error("ring marked closed by a killed writer")
 	}
-	// A writer killed between a slot's "done" and its store of the write
-	// sequence leaves one complete message the header does not count yet;
-	// readers go by the slots.
+	// A writer killed between a record's word and its store of the message
+	// count leaves one complete message the header does not count yet;
+	// readers go by the records.
 	end := st.WriteSeq
-	if u64(rd.mem, HeaderSize+int(end%slots)*int(strideFor(size))).Load() == 2*end+2 {
+	if next == end+1 {
 		end++
 	}
 	if read+missed != end || next != end || r.Stats().Missed != missed || r.Stats().Torn != torn {
-		t.Errorf("read %d + missed %d, next %d, reader stats %+v; writer published %d (slots say %d)", read, missed, next, r.Stats(), st.WriteSeq, end)
+		t.Errorf("read %d + missed %d, next %d, reader stats %+v; writer published %d (records say %d)", read, missed, next, r.Stats(), st.WriteSeq, end)
 	}
 	if _, err := r.TryNext(); !errors.Is(err, ErrEmpty) {
 		t.Errorf("TryNext on the dead writer's ring: %v, want ErrEmpty", err)
 	}
-	// The slot the writer would have filled next is marked "writing" if it
-	// died mid-message, or after a Commit that marked it ahead: then the
-	// history is one message shorter.
-	midWrite := u64(rd.mem, HeaderSize+int(end%slots)*int(strideFor(size))).Load() == 2*end+1
-	history := min(end, slots)
-	if midWrite && end >= slots {
-		history--
-	}
+	// The history: from the first message of the oldest slot on, every
+	// message up to the last, in order and intact (the writer is dead:
+	// nothing overwrites them now).
 	r.Rewind()
-	for i := range history {
+	first, history := r.Pos(), uint64(0)
+	for {
 		m, err := r.TryNext()
-		if err != nil || m.Seq != end-history+i || !msgOK(m.Data, m.Seq, size) || !r.Release() {
-			t.Fatalf("history after the kill, message %d: seq %d, %d bytes, %v", i, m.Seq, len(m.Data), err)
+		if errors.Is(err, ErrEmpty) {
+			break
 		}
+		if err != nil || m.Seq != first+history || m.Missed != 0 || !msgOK(m.Data, m.Seq, size) || !r.Release() {
+			t.Fatalf("history after the kill, message %d: seq %d (first %d), missed %d, %d bytes, %v", history, m.Seq, first, m.Missed, len(m.Data), err)
+		}
+		history++
 	}
+	if first+history != end || history == 0 || (end >= slots && history < slots-1) {
+		t.Errorf("history after the kill: messages %d to %d, want up to %d and at least a message a slot", first, first+history, end)
+	}
+	midWrite := false
 	t.Logf("read %d (%d torn), missed %d of %d; next slot marked: %v; the last Next waited %v",
 		read, torn, missed, end, midWrite, lastWait)
 }

@@ -267,58 +267,75 @@ func (w *Writer) anySleeping() bool {
 }
 
 // awaitReaders returns once no blocking reader in the current set still
-// needs the slot sequence w.seq overwrites (w.seq - N), demoting those that
-// time out; or with ctx's error (nothing demoted). It then records up to
-// which sequence no blocking reader needs checking again.
+// needs a message of the slot that beginning slot w.slot overwrites
+// (w.slot - N), demoting those that time out; or with ctx's error
+// (nothing demoted). Positions are message numbers: a reader at p has
+// finished every message before p. It then records what it found, so
+// that mustAwait can skip the next checks (safeMin, safeUntil).
 func (w *Writer) awaitReaders(ctx context.Context) error {
 	w.enter()
 	defer w.leave()
-	seq, n := w.seq, w.g.slots
+	need, n := w.need(), w.g.slots
 	var deadline time.Time
 	for {
 		s := w.readers.Load()
 		var blocker *tracked
-		safe := ^uint64(0)
+		safeMin, safeUntil := ^uint64(0), ^uint64(0)
 		for _, t := range s.list {
 			if !t.block || t.demoted.Load() {
 				continue
 			}
 			p := t.pos.Load()
-			if p > seq {
+			if p > w.msgs {
 				// Not attached yet (NoPosition), sought ahead, or hostile:
-				// caught up, but look again within slots/8 loans. A reader
+				// caught up, but look again within slots/8 slots. A reader
 				// attaches (or a hub sets its start) at a position no
-				// older than the write sequence of that moment, or one
+				// older than the ring's end of that moment, or one
 				// another blocking reader pins, so nothing it needs is
-				// overwritten meanwhile; looking at every loan cost a
-				// scan of every cursor per message.
-				safe = min(safe, seq+max(1, n/8))
+				// overwritten meanwhile; looking at every slot costs a
+				// scan of every cursor per slot.
+				safeUntil = min(safeUntil, w.slot+max(1, n/8))
 				continue
 			}
-			if seq-p >= n {
+			if p < need {
 				blocker = t
 				break
 			}
-			safe = min(safe, p+n)
+			safeMin = min(safeMin, p)
 		}
 		if blocker == nil {
-			w.safeFor, w.safeUntil = s, safe
+			w.safeFor, w.safeMin, w.safeUntil = s, safeMin, safeUntil
 			return nil
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(time.Duration(w.blockTimeout.Load()))
 			w.waits.Add(1)
 		}
-		if err := w.waitFor(ctx, blocker, seq, deadline); err != nil {
+		if err := w.waitFor(ctx, blocker, need, deadline); err != nil {
 			return err
 		}
 	}
 }
 
-// released reports whether t no longer holds up the loan of seq.
-func (w *Writer) released(t *tracked, seq uint64) bool {
-	p := t.pos.Load()
-	return p > seq || seq-p < w.g.slots || t.demoted.Load()
+// need returns the first message a blocking reader must have reached
+// before the writer begins slot w.slot: the first message after the slot
+// it overwrites, w.slot - N (0 if it overwrites none). The writer reads
+// slot headers it wrote itself: readers cannot write the ring.
+func (w *Writer) need() uint64 {
+	n := w.g.slots
+	switch {
+	case w.slot < n:
+		return 0
+	case n == 1:
+		return w.msgs
+	}
+	return u64(w.mem, w.g.slotOff(w.slot-n+1)+SlotOffFirst).Load()
+}
+
+// released reports whether t no longer holds up the writer, which needs
+// every blocking reader at message need or later.
+func (w *Writer) released(t *tracked, need uint64) bool {
+	return t.pos.Load() >= need || t.demoted.Load()
 }
 
 // stillTracked reports whether t is in the current reader set.
@@ -331,17 +348,17 @@ func (w *Writer) stillTracked(t *tracked) bool {
 	return false
 }
 
-// waitFor waits until the blocking reader t releases the loan of seq,
-// leaves the reader set or is demoted at deadline; or returns ctx's error.
+// waitFor waits until the blocking reader t reaches message need, leaves
+// the reader set or is demoted at deadline; or returns ctx's error.
 // It spins briefly, then sets the ring's writer-waiting flag and sleeps on
 // t's cursor futex in naps of at most blockNap.
-func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline time.Time) error {
+func (w *Writer) waitFor(ctx context.Context, t *tracked, need uint64, deadline time.Time) error {
 	spinEnd := time.Now().Add(w.blockSpin)
 	if deadline.Before(spinEnd) {
 		spinEnd = deadline
 	}
 	for i := 1; ; i++ {
-		if w.released(t, seq) {
+		if w.released(t, need) {
 			w.blockSpin = min(2*w.blockSpin, maxBlockSpin)
 			return nil
 		}
@@ -362,7 +379,7 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 	// store cost more than one syscall per message. (A target a quarter
 	// ring further, to wake the writer less often, left it asleep until
 	// its nap when the reader paused right after freeing the slot.)
-	u64(w.mem, OffWriterWaitFor).Store(seq - w.g.slots + 1)
+	u64(w.mem, OffWriterWaitFor).Store(need)
 	waiting := u32(w.mem, OffWriterWaiting)
 	waiting.Store(1)
 	defer waiting.Store(0)
@@ -390,7 +407,7 @@ func (w *Writer) waitFor(ctx context.Context, t *tracked, seq uint64, deadline t
 		// either the position below is new, or the word changes after
 		// the load of f and FUTEX_WAIT returns at once.
 		f := t.futex.Load()
-		if w.released(t, seq) || !w.stillTracked(t) {
+		if w.released(t, need) || !w.stillTracked(t) {
 			return nil
 		}
 		if ctx != nil && ctx.Err() != nil {

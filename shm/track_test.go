@@ -313,7 +313,7 @@ func TestBlockHostileCursor(t *testing.T) {
 				return
 			default:
 			}
-			seq := u64(w.mem, OffWriteSeq).Load()
+			seq := u64(w.mem, OffSlotSeq).Load()
 			vals := []uint64{0, seq, seq - slots, seq - slots + 1, seq + 1, NoPosition, rng.Uint64(), rng.Uint64N(seq + 1)}
 			scribbled.position().Store(vals[rng.IntN(len(vals))])
 			scribbled.sleeping().Store(rng.Uint32N(2))

@@ -14,14 +14,18 @@ import (
 // other goroutines. By default the Writer never waits for readers; readers
 // added with the block policy (AddReader) are the exception.
 type Writer struct {
-	mem      []byte
-	g        geometry
-	seq      uint64 // next sequence to publish
-	msgs     uint64
+	mem []byte
+	g   geometry
+	// slot is the slot sequence the writer is in (open) or begins next
+	// (!open); off is where its next record goes, from the slot's first
+	// record.
+	slot     uint64
+	off      uint64
+	open     bool
+	msgs     uint64 // messages published: the next message's number
 	bytes    uint64
 	loaned   bool
 	loanSize uint64
-	marked   uint64 // seq+1 when Commit marked slot seq "writing" ahead; 0 if not
 	futex    *uint32
 	// fenceless: Commit and the epoch bracket use plain stores, with no
 	// full barrier per message; readers and RemoveReader supply the
@@ -34,8 +38,9 @@ type Writer struct {
 	readers      atomic.Pointer[readerSet]
 	epoch        atomic.Uint64 // odd while the writer touches cursors
 	epochN       uint64        // the writer's copy of epoch
-	safeFor      *readerSet    // the set safeUntil was computed for
-	safeUntil    uint64        // loans below this need no blocking check
+	safeFor      *readerSet    // the set safeMin and safeUntil were computed for
+	safeMin      uint64        // the lowest blocking position then: slots needing no more need no check
+	safeUntil    uint64        // a slot from which on to check again (a reader was ahead)
 	blockTimeout atomic.Int64
 	blockSpin    time.Duration          // how long the next wait for a blocking reader spins (adaptive)
 	waitAddr     atomic.Pointer[uint32] // futex word a LoanCtx sleeps on
@@ -44,7 +49,8 @@ type Writer struct {
 }
 
 // NewWriter returns the writer of the ring that Init wrote into mem. It
-// continues from the write sequence stored in the header.
+// continues after the slots and messages the header counts: a new slot,
+// so that nothing a previous writer left half-written is appended to.
 func NewWriter(mem []byte) (*Writer, error) {
 	g, err := readGeometry(mem)
 	if err != nil {
@@ -53,10 +59,11 @@ func NewWriter(mem []byte) (*Writer, error) {
 	w := &Writer{
 		mem:   mem,
 		g:     g,
-		seq:   u64(mem, OffWriteSeq).Load(),
+		slot:  u64(mem, OffSlotSeq).Load(),
 		msgs:  u64(mem, OffMessages).Load(),
 		bytes: u64(mem, OffBytes).Load(),
 	}
+	w.endLastSlot()
 	w.futex = addr32(mem, OffFutex)
 	w.blockTimeout.Store(int64(DefaultBlockTimeout))
 	w.blockSpin = minBlockSpin
@@ -69,23 +76,50 @@ func NewWriter(mem []byte) (*Writer, error) {
 	return w, nil
 }
 
+// endLastSlot ends the slot a previous writer of the ring was in, if it
+// did not: it stores the end word after the slot's last record, so that
+// readers in that slot go on to the slots this writer begins.
+func (w *Writer) endLastSlot() {
+	if w.slot == 0 {
+		return
+	}
+	s := w.slot - 1
+	base := w.g.slotOff(s)
+	if u64(w.mem, base+SlotOffSeq).Load() != 2*s+1 {
+		return // full already, or begun again: nobody reads it as slot s
+	}
+	off := uint64(0)
+	for {
+		word := u64(w.mem, base+SlotOffRecords+int(off)).Load()
+		next := nextRecord(off, word)
+		if word&recHiMask != recordHi(s) || next+RecordHeaderSize > w.g.area {
+			break
+		}
+		off = next
+	}
+	store64(w.mem, base+SlotOffRecords+int(off), recordHi(s)|recEnd)
+	u64(w.mem, base+SlotOffSeq).Store(2*s + 2)
+}
+
 // SlotSize returns S, the largest payload a message may have.
 func (w *Writer) SlotSize() int { return int(w.g.size) }
 
 // Slots returns N, the number of slots in the ring.
 func (w *Writer) Slots() int { return int(w.g.slots) }
 
-// Seq returns the sequence the next published message will have.
-func (w *Writer) Seq() uint64 { return w.seq }
+// Seq returns the number the next published message will have.
+func (w *Writer) Seq() uint64 { return w.msgs }
 
-// Loan returns the payload area of the next slot, n bytes long, for the
-// caller to fill before Send or Commit. From this call on, readers see the
-// slot as being written: the message that occupied it (sequence Seq()-N) is
-// gone. Calling Loan again before Send hands out the same slot.
+// Loan returns room for the next message, n bytes long, for the caller to
+// fill before Send or Commit. Calling Loan again before Send hands out
+// room at the same place if the new size fits there.
 //
-// If a blocking reader (AddReader) has not finished that message, Loan
-// first waits for it, for at most the block timeout; a reader that does
-// not advance in time is demoted to drop and Loan goes on.
+// The room is in the slot the writer is in if the record fits within the
+// slot's first PackBytes; otherwise Loan ends that slot and begins the
+// next one, whose messages of a lap ago are gone from then on. If a
+// blocking reader (AddReader) has not finished that slot, Loan first waits
+// for it, for at most the block timeout; a reader that does not advance
+// in time is demoted to drop and Loan goes on.
 func (w *Writer) Loan(n int) ([]byte, error) { return w.loan(nil, n) }
 
 // LoanCtx is Loan, except that a wait for a blocking reader also ends when
@@ -96,33 +130,56 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	if n < 0 || uint64(n) > w.g.size {
 		return nil, fmt.Errorf("%w: %d bytes, slot holds %d", ErrTooLarge, n, w.g.size)
 	}
-	off := w.g.slotOff(w.seq)
-	if !w.loaned {
-		if w.marked != w.seq+1 {
-			if w.mustAwait() {
-				if err := w.awaitReaders(ctx); err != nil {
-					return nil, err
-				}
-			}
-			// Swap, not Store, where stores may be reordered: a
-			// read-modify-write keeps the payload stores that follow from
-			// becoming visible before "writing".
-			if tso {
-				store64(w.mem, off+SlotOffSeq, 2*w.seq+1)
-			} else {
-				u64(w.mem, off+SlotOffSeq).Swap(2*w.seq + 1)
-			}
+	if !w.open || (w.off > 0 && w.off+recordSpan(uint64(n))+RecordHeaderSize > w.g.pack) {
+		w.loaned = false // a loan in the slot left behind is gone
+		if err := w.nextSlot(ctx); err != nil {
+			return nil, err
 		}
-		w.loaned = true
 	}
+	w.loaned = true
 	w.loanSize = uint64(n)
-	p := off + SlotOffPayload
+	p := w.g.slotOff(w.slot) + SlotOffRecords + int(w.off) + RecordHeaderSize
 	return w.mem[p : p+n : p+n], nil
 }
 
-// Commit publishes the first n bytes of the loaned slot without waking
-// sleeping readers; call Wake after a batch. n may not exceed the size
-// passed to Loan.
+// nextSlot ends the slot the writer is in, if any, and begins the next.
+func (w *Writer) nextSlot(ctx context.Context) error {
+	if w.open {
+		// The end word, then "full": a reader that sees "full" finds the
+		// end word where the records stop.
+		off := w.g.slotOff(w.slot)
+		store64(w.mem, off+SlotOffRecords+int(w.off), recordHi(w.slot)|recEnd)
+		store64(w.mem, off+SlotOffSeq, 2*w.slot+2)
+		w.open = false
+		w.slot++
+	}
+	if w.mustAwait() {
+		if err := w.awaitReaders(ctx); err != nil {
+			return err
+		}
+	}
+	off := w.g.slotOff(w.slot)
+	// "Begun" first, so that a reader of the lap before sees the slot
+	// change before anything in it does. Swap, not Store, where stores may
+	// be reordered: a read-modify-write keeps the stores that follow from
+	// becoming visible before it.
+	if tso {
+		store64(w.mem, off+SlotOffSeq, 2*w.slot+1)
+	} else {
+		u64(w.mem, off+SlotOffSeq).Swap(2*w.slot + 1)
+	}
+	// The first message's number comes before the first record word, so a
+	// reader that took that record reads the number of this lap.
+	store64(w.mem, off+SlotOffFirst, w.msgs)
+	store64(w.mem, OffSlotSeq, w.slot+1)
+	w.off = 0
+	w.open = true
+	return nil
+}
+
+// Commit publishes the first n bytes of the loan without waking sleeping
+// readers; call Wake after a batch. n may not exceed the size passed to
+// Loan.
 func (w *Writer) Commit(n int) error {
 	if !w.loaned {
 		return ErrNoLoan
@@ -130,59 +187,52 @@ func (w *Writer) Commit(n int) error {
 	if n < 0 || uint64(n) > w.loanSize {
 		return fmt.Errorf("%w: send %d bytes of a %d-byte loan", ErrTooLarge, n, w.loanSize)
 	}
-	off := w.g.slotOff(w.seq)
-	store32(w.mem, off+SlotOffLen, uint32(n))
-	// "done" becomes visible after the payload and the length. A writer
-	// with fences makes it a full barrier too, so that it is visible
-	// before Wake loads the readers' sleeping flags (the Dekker argument
-	// at Wake); a fenceless one leaves that barrier to its readers.
-	if w.fenceless {
-		store64(w.mem, off+SlotOffSeq, 2*w.seq+2)
+	base := w.g.slotOff(w.slot) + SlotOffRecords
+	rec := base + int(w.off)
+	word := recordHi(w.slot) | alignClass(w.off, recordSpan(uint64(n)), w.g.pack)<<recAlignShift | uint64(n)
+	next := nextRecord(w.off, word)
+	// The word where the next record starts says "nothing yet" before
+	// this record's word says "here": a reader that takes this record
+	// never finds an older lap's record after it. If no record fits
+	// after this one (a large message), it is the end word: the slot ends
+	// now, and a reader goes on to the next slot without waiting for the
+	// writer's next loan to end it.
+	full := next+2*RecordHeaderSize > w.g.pack
+	if full {
+		store64(w.mem, base+int(next), recordHi(w.slot)|recEnd)
 	} else {
-		u64(w.mem, off+SlotOffSeq).Store(2*w.seq + 2)
+		store64(w.mem, base+int(next), 0)
 	}
-	w.seq++
+	// The record word becomes visible after the payload and the zero. A
+	// writer with fences makes it a full barrier too, so that it is
+	// visible before Wake loads the readers' sleeping flags (the Dekker
+	// argument at Wake); a fenceless one leaves that barrier to its
+	// readers.
+	if w.fenceless {
+		store64(w.mem, rec, word)
+	} else {
+		u64(w.mem, rec).Store(word)
+	}
+	w.off = next
 	w.loaned = false
-	store64(w.mem, OffWriteSeq, w.seq)
 	w.msgs++
 	w.bytes += uint64(n)
 	store64(w.mem, OffMessages, w.msgs)
 	store64(w.mem, OffBytes, w.bytes)
-	w.markAhead()
+	if full {
+		store64(w.mem, w.g.slotOff(w.slot)+SlotOffSeq, 2*w.slot+2)
+		w.open = false
+		w.slot++
+	}
 	return nil
 }
 
-// markAheadSlots is the smallest ring whose writer marks slots ahead.
-const markAheadSlots = 8
-
-// mustAwait reports whether a blocking reader may still need the message
-// that loaning slot w.seq overwrites (w.seq - N).
+// mustAwait reports whether a blocking reader may still need a message
+// of the slot that beginning slot w.slot overwrites (w.slot - N).
 func (w *Writer) mustAwait() bool {
 	s := w.readers.Load()
-	return s != nil && s.nblock > 0 && (s != w.safeFor || w.seq >= w.safeUntil)
-}
-
-// markAhead marks the next slot "writing" now, unless a blocking reader
-// may still need the message it holds (then Loan marks it, after waiting).
-// A reader that keeps up polls exactly that slot: marking it at Loan would
-// take the cache line from under the reader while it polls (and, on x86,
-// stall the writer for it); marked here, the slot's line moves to the
-// reader once per message. The cost: a reader lagging by exactly N loses
-// the oldest message one Commit earlier, which rings of fewer than
-// markAheadSlots slots (large messages, where one cache line is no matter)
-// are spared.
-func (w *Writer) markAhead() {
-	if w.g.slots < markAheadSlots || w.mustAwait() {
-		w.marked = 0
-		return
-	}
-	off := w.g.slotOff(w.seq) + SlotOffSeq
-	if tso {
-		store64(w.mem, off, 2*w.seq+1)
-	} else {
-		u64(w.mem, off).Swap(2*w.seq + 1)
-	}
-	w.marked = w.seq + 1
+	return s != nil && s.nblock > 0 && w.slot >= w.g.slots &&
+		(s != w.safeFor || w.slot >= w.safeUntil || w.need() > w.safeMin)
 }
 
 // Send publishes the first n bytes of the loaned slot and wakes sleeping
@@ -252,11 +302,9 @@ func (w *Writer) wakeAll() {
 // return ErrClosed once they have read every message. It does not unmap
 // anything.
 func (w *Writer) Close() error {
-	if w.loaned {
-		// The abandoned loan is not published; the slot stays marked as
-		// being written, so readers count the message it held as missed.
-		w.loaned = false
-	}
+	// An abandoned loan is not published: its record word stays "nothing
+	// yet".
+	w.loaned = false
 	u32(w.mem, OffClosed).Store(1)
 	w.wakeAll()
 	return nil
