@@ -357,13 +357,14 @@ func (p *shmPub) writeFast(ctx context.Context, data []byte) error {
 	if p.closed {
 		return errShmPubClosed
 	}
-	size := len(p.prefix) + len(data)
-	buf, err := p.w.LoanCtx(ctx, size)
+	// The subject is the ring's literal pattern, with no reply subject
+	// and no headers: the message goes bare, its data alone.
+	buf, err := p.w.LoanCtx(ctx, len(data))
 	if err != nil {
 		return fmt.Errorf("switchboard: publish %q: %w", p.pattern, err)
 	}
-	copy(buf[copy(buf, p.prefix):], data)
-	return p.w.Send(size)
+	copy(buf, data)
+	return p.w.SendBare(len(data))
 }
 
 // framePrefix encodes the start of a frame on subj with no reply subject

@@ -40,6 +40,7 @@ type subRing struct {
 	fc      shm.FrameCache
 	okSubj  string // the last subject that passed the checks
 	okReply string // the last reply subject that passed the checks
+	bareOK  bool   // the pattern passed the checks as a bare message's subject
 	view    View   // what NextView returns for this ring; r.mu held until Release
 	// viewOut is set while a View of r is lent out (holding r.mu);
 	// dropPending asks its Release to unmap r (see shmDetachAll), and
@@ -54,6 +55,18 @@ type subRing struct {
 // the ring's pattern matches, a valid reply subject. Called with r.mu
 // held.
 func (r *subRing) frame(data []byte, f *shm.Frame) bool {
+	if r.rd.Bare() {
+		// Sent with SendBare: the data alone, on the ring's pattern, which
+		// must then be a subject to publish on.
+		if !r.bareOK {
+			if !validSubject(r.pattern, false) {
+				return false
+			}
+			r.bareOK = true
+		}
+		*f = shm.Frame{Subject: r.pattern, Body: data}
+		return true
+	}
 	if r.fc.Parse(data, f) != nil {
 		return false
 	}
@@ -72,14 +85,17 @@ func (r *subRing) frame(data []byte, f *shm.Frame) bool {
 	return true
 }
 
-// cachedBody is the fast path of frame: if data starts like the last frame
-// r's cache parsed and that frame passed r's checks (subject, reply, no
-// header block), it returns the body; the subject and reply subject are
-// r.fc.Subject and r.fc.Reply. Otherwise the caller parses (frame).
-// Called with r.mu held.
-func (r *subRing) cachedBody(data []byte) ([]byte, bool) {
+// cachedBody is the fast path of frame: for a bare message on a ring whose
+// pattern passed the checks, or if data starts like the last frame r's
+// cache parsed and that frame passed r's checks (subject, reply, no
+// header block), it returns the body, the subject and the reply subject.
+// Otherwise the caller parses (frame). Called with r.mu held.
+func (r *subRing) cachedBody(data []byte) (body []byte, subj, reply string, ok bool) {
+	if r.rd.Bare() {
+		return data, r.pattern, "", r.bareOK
+	}
 	b, ok := r.fc.Body(data)
-	return b, ok && r.fc.Subject == r.okSubj && (r.fc.Reply == "" || r.fc.Reply == r.okReply)
+	return b, r.fc.Subject, r.fc.Reply, ok && r.fc.Subject == r.okSubj && (r.fc.Reply == "" || r.fc.Reply == r.okReply)
 }
 
 // next is r.rd.TryNext with its common case (Reader.TakeNext) first:
@@ -158,8 +174,8 @@ func (c *Conn) ringDeliver(s *Subscription, r *subRing, m shm.Msg) (last bool) {
 		s.missed(m.Missed)
 	}
 	if s.kind != kindResp {
-		if b, ok := r.cachedBody(m.Data); ok {
-			msg := &Msg{Subject: r.fc.Subject, Reply: r.fc.Reply, Data: bytes.Clone(b), Sub: s, size: len(b)}
+		if b, subj, reply, ok := r.cachedBody(m.Data); ok {
+			msg := &Msg{Subject: subj, Reply: reply, Data: bytes.Clone(b), Sub: s, size: len(b)}
 			if !r.rd.Release() {
 				s.missed(1)
 				return false

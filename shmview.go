@@ -252,11 +252,11 @@ func (s *Subscription) finalView(r *subRing, v *View) *View {
 // ringView checks the frame in data, a message's view, and makes it r's
 // View; body is the frame's body size, for the statistics.
 func (s *Subscription) ringView(r *subRing, data []byte) (v *View, body uint64, ok bool) {
-	if b, ok := r.cachedBody(data); ok {
-		// The frame starts like the last one, which passed r's checks:
-		// no Frame to build, no checks to repeat.
+	if b, subj, reply, ok := r.cachedBody(data); ok {
+		// A bare message, or a frame that starts like the last one, which
+		// passed r's checks: no Frame to build, no checks to repeat.
 		v = &r.view
-		v.Subject, v.Reply, v.Header = r.fc.Subject, r.fc.Reply, nil
+		v.Subject, v.Reply, v.Header = subj, reply, nil
 		v.Data, v.Sub, v.ring, v.done, v.batch = b, s, r, false, false
 		return v, uint64(len(b)), true
 	}

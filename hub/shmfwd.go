@@ -95,7 +95,13 @@ func (b *broker) forward(ctx context.Context, r *ring, from uint64) {
 			fc.flushTouched() // what was routed goes out now
 			return            // ctx cancelled, or the ring closed
 		}
-		f, err := shm.ParseFrameCached(m.Data, &cache)
+		var f shm.Frame
+		if m.Bare {
+			// The data alone, on the ring's pattern (checked below).
+			f = shm.Frame{Subject: r.pattern, Body: m.Data}
+		} else {
+			f, err = shm.ParseFrameCached(m.Data, &cache)
+		}
 		ok := err == nil && subject.ValidPublish([]byte(f.Subject)) && subject.Match(r.pattern, f.Subject) &&
 			(f.Reply == "" || (subject.ValidPublish([]byte(f.Reply)) && !isReserved([]byte(f.Reply))))
 		if ok {

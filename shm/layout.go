@@ -53,7 +53,9 @@ const (
 // Records: a slot holds one or more messages, each a record of an 8-byte
 // record word and the payload, padded to 8 bytes. The record word is
 //
-//	bits  0–31  payload length
+//	bits  0–30  payload length
+//	bit     31  bare: the payload is the message's data alone (no frame),
+//	            on the subject the ring's users agree on (Writer.SendBare)
 //	bits 32–59  tag: the slot sequence s modulo 2^28
 //	bits 60–61  where the next record starts: 0 right after this one
 //	            (8-byte aligned), c > 0 at the next multiple of 16<<c
@@ -79,6 +81,8 @@ const (
 	// the memory a stream of small messages touches to PackBytes per slot.
 	PackBytes = 4096
 
+	recLenMask    = uint64(1)<<31 - 1
+	recBare       = uint64(1) << 31
 	recValid      = uint64(1) << 63
 	recEnd        = uint64(1) << 62
 	recAlignShift = 60
@@ -99,7 +103,7 @@ func recordSpan(n uint64) uint64 { return RecordHeaderSize + (n+7)&^7 }
 // the record word: right after it, or aligned as the word's bits 60–61
 // say. It may exceed the slot: callers check it against the area.
 func nextRecord(off, word uint64) uint64 {
-	end := off + recordSpan(word&0xffffffff)
+	end := off + recordSpan(word&recLenMask)
 	if c := word >> recAlignShift & 3; c != 0 {
 		a := uint64(16) << c
 		return (SlotOffRecords+end+a-1)&^(a-1) - SlotOffRecords

@@ -45,13 +45,14 @@ func (mr *modelReader) position() uint64 {
 // went to, by the packing rule, computed here from the sizes alone.
 type ringModel struct {
 	slots, area, pack uint64
-	sent              [][]byte // sent[k] is the payload of message k
-	slotOf            []uint64 // slotOf[k] is the slot message k is in
-	firstOf           []uint64 // firstOf[s]: messages published when slot s was begun
-	started           uint64   // slots begun
-	ended             uint64   // slots below this have their end word
-	open              bool     // slot started-1 takes more records
-	off               uint64   // where its next record goes
+	sent              [][]byte     // sent[k] is the payload of message k
+	slotOf            []uint64     // slotOf[k] is the slot message k is in
+	firstOf           []uint64     // firstOf[s]: messages published when slot s was begun
+	bare              map[int]bool // messages sent with SendBare
+	started           uint64       // slots begun
+	ended             uint64       // slots below this have their end word
+	open              bool         // slot started-1 takes more records
+	off               uint64       // where its next record goes
 }
 
 // place is where a loan of n bytes goes: true if it begins a new slot.
@@ -160,7 +161,7 @@ func TestRingModel(t *testing.T) {
 		}
 		w.SetBlockTimeout(time.Nanosecond)
 		area := areaFor(uint64(size))
-		m := &ringModel{slots: uint64(slots), area: area, pack: min(area, PackBytes)}
+		m := &ringModel{slots: uint64(slots), area: area, pack: min(area, PackBytes), bare: map[int]bool{}}
 		var sends, adds, waits, demoted, nextID uint64
 		var (
 			loaned   bool
@@ -305,9 +306,9 @@ func TestRingModel(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read: %v, want message %d", err, seq)
 			}
-			if msg.Seq != seq || msg.Missed != missed || !bytes.Equal(msg.Data, m.sent[seq]) {
-				t.Fatalf("read: got seq %d missed %d data %x, want seq %d missed %d data %x",
-					msg.Seq, msg.Missed, msg.Data, seq, missed, m.sent[seq])
+			if msg.Seq != seq || msg.Missed != missed || !bytes.Equal(msg.Data, m.sent[seq]) || msg.Bare != m.bare[int(seq)] || mr.r.Bare() != msg.Bare {
+				t.Fatalf("read: got seq %d missed %d data %x bare %v (reader says %v), want seq %d missed %d data %x bare %v",
+					msg.Seq, msg.Missed, msg.Data, msg.Bare, mr.r.Bare(), seq, missed, m.sent[seq], m.bare[int(seq)])
 			}
 			if !copied {
 				mr.held, mr.heldSeq, mr.view = true, seq, msg.Data
@@ -377,10 +378,16 @@ func TestRingModel(t *testing.T) {
 				if err := w.Send(len(loanBuf) + 1); !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("Send beyond loan: %v", err)
 				}
-				if err := w.Send(n); err != nil {
+				bare := rapid.Bool().Draw(t, "bare")
+				send := w.Send
+				if bare {
+					send = w.SendBare
+				}
+				if err := send(n); err != nil {
 					t.Fatal(err)
 				}
 				publish(loanBuf[:n])
+				m.bare[len(m.sent)-1] = bare
 				sends++
 			},
 			"oversize": func(t *rapid.T) {
@@ -471,7 +478,7 @@ func TestRingModel(t *testing.T) {
 				if held {
 					t.Fatal("TakeNext took a message while a view was held")
 				}
-				check(t, mr, Msg{Data: data, Seq: mr.r.Pos() - 1}, nil, false)
+				check(t, mr, Msg{Data: data, Seq: mr.r.Pos() - 1, Bare: mr.r.Bare()}, nil, false)
 			},
 			"poll": func(t *rapid.T) {
 				mr := pickReader(t)
@@ -482,7 +489,7 @@ func TestRingModel(t *testing.T) {
 				calls := 0
 				n, err := mr.r.Poll(max, func(data []byte, seq, missed uint64) bool {
 					calls++
-					check(t, mr, Msg{Data: data, Seq: seq, Missed: missed}, nil, false)
+					check(t, mr, Msg{Data: data, Seq: seq, Missed: missed, Bare: mr.r.Bare()}, nil, false)
 					if releaseInside && !mr.r.Release() {
 						t.Fatalf("Release inside Poll of message %d reported it torn", seq)
 					}

@@ -19,6 +19,9 @@ type Msg struct {
 	// read, torn in Recv, or corrupt) between the previous message this
 	// reader returned and this one.
 	Missed uint64
+	// Bare reports that the writer sent the message with SendBare: Data
+	// is the message's data alone, not a frame.
+	Bare bool
 }
 
 // ReaderStats are a reader's own counters since it was created.
@@ -57,6 +60,7 @@ type Reader struct {
 	pending  uint64 // missed, not yet reported in a Msg
 	stats    ReaderStats
 	held     bool          // a view into slot is out
+	bare     bool          // the last message taken was bare (Bare)
 	spin     Spin          // how long Next spins before sleeping (adaptive)
 	noSpin   bool          // SetSpin(false): sleep at once
 	fenceMu  atomic.Uint32 // target of the read fence; never shared
@@ -382,9 +386,18 @@ func (r *Reader) TryNext() (Msg, error) {
 // cache lines, several messages to a line for small ones.
 func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 	for tries := 0; tries < pollAttempts; {
+		if r.slotDone() && r.thisLap() {
+			r.enter(r.slot + 1)
+			r.syncPos()
+			tries++
+			continue
+		}
 		base := r.slotBase + SlotOffRecords + int(r.off)
-		word := u64(r.mem, base).Load()
-		hi, l := word&recHiMask, word&0xffffffff
+		word := uint64(0) // a done slot begun again: ask the slot below
+		if !r.slotDone() {
+			word = u64(r.mem, base).Load()
+		}
+		hi, l := word&recHiMask, word&recLenMask
 		if hi == r.hi {
 			next := nextRecord(r.off, word)
 			if !r.thisLap() {
@@ -427,6 +440,7 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 			missed := r.pending
 			r.pending = 0
 			r.held = true
+			r.bare = word&recBare != 0
 			r.stats.Read++
 			// The position is published here, not by the caller after this
 			// returns: a call between would make the compiler keep the Msg on
@@ -434,7 +448,7 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 			// few ns.
 			r.syncPos()
 			p := base + RecordHeaderSize
-			return Msg{Data: r.mem[p : p+int(l) : p+int(l)], Seq: k, Missed: missed}, corrupt, true
+			return Msg{Data: r.mem[p : p+int(l) : p+int(l)], Seq: k, Missed: missed, Bare: r.bare}, corrupt, true
 		}
 		if word == r.hi|recEnd && r.thisLap() {
 			r.enter(r.slot + 1)
@@ -469,6 +483,11 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 	}
 	return Msg{}, corrupt, false
 }
+
+// slotDone reports whether the reader took its slot's last record: one
+// after which not even an empty record fits within the packing limit.
+// The writer ends such a slot at that record, with no end word.
+func (r *Reader) slotDone() bool { return r.off+2*RecordHeaderSize > r.g.pack }
 
 // thisLap reports whether the reader's slot still holds the reader's lap
 // (begun or full): a record word of this lap read before it is not going
@@ -526,12 +545,12 @@ func (r *Reader) land() {
 // TryNext returns a Msg and an error, which on a 16 B round trip is worth
 // a few ns per hop.
 func (r *Reader) TakeNext() ([]byte, bool) {
-	if r.held || r.pending != 0 || r.resync || r.at != r.msg {
+	if r.held || r.pending != 0 || r.resync || r.at != r.msg || r.slotDone() {
 		return nil, false
 	}
 	base := r.slotBase + SlotOffRecords + int(r.off)
 	word := u64(r.mem, base).Load()
-	l := word & 0xffffffff
+	l := word & recLenMask
 	next := nextRecord(r.off, word)
 	if word&recHiMask != r.hi || next+RecordHeaderSize > r.g.area || !r.thisLap() {
 		return nil, false
@@ -540,11 +559,17 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 	r.at++
 	r.msg++
 	r.held = true
+	r.bare = word&recBare != 0
 	r.stats.Read++
 	r.syncPos()
 	p := base + RecordHeaderSize
 	return r.mem[p : p+int(l) : p+int(l)], true
 }
+
+// Bare reports whether the last message the reader took (TakeNext,
+// TryNext, Next, Recv, or the one Poll passes fn) was sent with
+// Writer.SendBare: its payload is the message's data alone.
+func (r *Reader) Bare() bool { return r.bare }
 
 // Poll passes fn the messages available now, up to max, without waiting,
 // and returns how many it passed; it releases any view still held first.
@@ -573,10 +598,10 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 		var data []byte
 		var seq, missed uint64
 		fast := false
-		if r.pending == 0 && !r.resync && r.at == r.msg {
+		if r.pending == 0 && !r.resync && r.at == r.msg && !r.slotDone() {
 			base := r.slotBase + SlotOffRecords + int(r.off)
 			word := u64(r.mem, base).Load()
-			l := word & 0xffffffff
+			l := word & recLenMask
 			if next := nextRecord(r.off, word); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && r.thisLap() {
 				fast = true
 				seq = r.msg
@@ -584,6 +609,7 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 				r.at++
 				r.msg++
 				r.held = true
+				r.bare = word&recBare != 0
 				r.stats.Read++
 				p := base + RecordHeaderSize
 				data = r.mem[p : p+int(l) : p+int(l)]
@@ -635,6 +661,9 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 // closed), with the same record-first order of loads as poll.
 func (r *Reader) ready() bool {
 	if u32(r.mem, OffClosed).Load() != 0 {
+		return true
+	}
+	if r.slotDone() {
 		return true
 	}
 	word := u64(r.mem, r.slotBase+SlotOffRecords+int(r.off)).Load()

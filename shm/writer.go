@@ -26,6 +26,7 @@ type Writer struct {
 	bytes    uint64
 	loaned   bool
 	loanSize uint64
+	zeroed   uint64 // the offset Loan stored zero at for the next record
 	futex    *uint32
 	// fenceless: Commit and the epoch bracket use plain stores, with no
 	// full barrier per message; readers and RemoveReader supply the
@@ -138,8 +139,27 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	}
 	w.loaned = true
 	w.loanSize = uint64(n)
-	p := w.g.slotOff(w.slot) + SlotOffRecords + int(w.off) + RecordHeaderSize
+	base := w.g.slotOff(w.slot) + SlotOffRecords
+	// Zero the word where the record after this one will start, now:
+	// Commit must have it zero before the record's word is seen, and a
+	// store issued before the caller fills the loan has its cache line
+	// by then (a reader has that line from the last lap).
+	w.zeroed = w.zeroNext(base, uint64(n))
+	p := base + int(w.off) + RecordHeaderSize
 	return w.mem[p : p+n : p+n], nil
+}
+
+// zeroNext stores zero where the record after an n-byte record at w.off
+// starts, unless the slot is done after it, and returns that offset
+// (^0 for none).
+func (w *Writer) zeroNext(base int, n uint64) uint64 {
+	span := recordSpan(n)
+	next := nextRecord(w.off, alignClass(w.off, span, w.g.pack)<<recAlignShift|n)
+	if next+2*RecordHeaderSize > w.g.pack {
+		return ^uint64(0)
+	}
+	store64(w.mem, base+int(next), 0)
+	return next
 }
 
 // nextSlot ends the slot the writer is in, if any, and begins the next.
@@ -180,7 +200,16 @@ func (w *Writer) nextSlot(ctx context.Context) error {
 // Commit publishes the first n bytes of the loan without waking sleeping
 // readers; call Wake after a batch. n may not exceed the size passed to
 // Loan.
-func (w *Writer) Commit(n int) error {
+func (w *Writer) Commit(n int) error { return w.commit(n, 0) }
+
+// CommitBare is Commit for a message whose payload is its data alone,
+// not a frame: readers see Msg.Bare (Reader.Bare). A publisher whose
+// message goes on the subject every reader of the ring takes for bare
+// ones (the hub's ring pattern, a literal subject), with no reply subject
+// and no headers, saves the frame's 12 bytes and the subject.
+func (w *Writer) CommitBare(n int) error { return w.commit(n, recBare) }
+
+func (w *Writer) commit(n int, flags uint64) error {
 	if !w.loaned {
 		return ErrNoLoan
 	}
@@ -189,19 +218,17 @@ func (w *Writer) Commit(n int) error {
 	}
 	base := w.g.slotOff(w.slot) + SlotOffRecords
 	rec := base + int(w.off)
-	word := recordHi(w.slot) | alignClass(w.off, recordSpan(uint64(n)), w.g.pack)<<recAlignShift | uint64(n)
+	word := recordHi(w.slot) | alignClass(w.off, recordSpan(uint64(n)), w.g.pack)<<recAlignShift | flags | uint64(n)
 	next := nextRecord(w.off, word)
 	// The word where the next record starts says "nothing yet" before
 	// this record's word says "here": a reader that takes this record
-	// never finds an older lap's record after it. If no record fits
-	// after this one (a large message), it is the end word: the slot ends
-	// now, and a reader goes on to the next slot without waiting for the
-	// writer's next loan to end it.
+	// never finds an older lap's record after it. If not even an empty
+	// record fits after this one (a large message), the slot ends now,
+	// with no word: readers apply the same rule (slotDone) and go on to
+	// the next slot without a line to fetch or a loan to wait for.
 	full := next+2*RecordHeaderSize > w.g.pack
-	if full {
-		store64(w.mem, base+int(next), recordHi(w.slot)|recEnd)
-	} else {
-		store64(w.mem, base+int(next), 0)
+	if !full && next != w.zeroed {
+		store64(w.mem, base+int(next), 0) // a shorter send than the loan
 	}
 	// The record word becomes visible after the payload and the zero. A
 	// writer with fences makes it a full barrier too, so that it is
@@ -220,7 +247,8 @@ func (w *Writer) Commit(n int) error {
 	store64(w.mem, OffMessages, w.msgs)
 	store64(w.mem, OffBytes, w.bytes)
 	if full {
-		store64(w.mem, w.g.slotOff(w.slot)+SlotOffSeq, 2*w.slot+2)
+		// No "full" store either: it would take the slot's first line
+		// from a reader once more, and readers go by slotDone here.
 		w.open = false
 		w.slot++
 	}
@@ -240,6 +268,15 @@ func (w *Writer) mustAwait() bool {
 // reader's cursor says it sleeps.
 func (w *Writer) Send(n int) error {
 	if err := w.Commit(n); err != nil {
+		return err
+	}
+	w.Wake()
+	return nil
+}
+
+// SendBare is Send with CommitBare.
+func (w *Writer) SendBare(n int) error {
+	if err := w.CommitBare(n); err != nil {
 		return err
 	}
 	w.Wake()
