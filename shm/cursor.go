@@ -39,7 +39,7 @@ const (
 
 // NoPosition is the position of a cursor no reader is attached to (a new
 // cursor, or one detached with AttachCursor(nil)). A writer treats it, like
-// any position beyond its write sequence, as a reader that is caught up.
+// any position beyond the messages published, as a reader that is caught up.
 const NoPosition = ^uint64(0)
 
 // Cursor is a reader's cursor block: where the reader is and whether it

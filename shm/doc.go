@@ -6,7 +6,8 @@
 // # Rings
 //
 // A ring is one memory region: a header of [HeaderSize] bytes followed by N
-// slots, N a power of two. Each slot holds one message of at most S payload
+// slots, N a power of two. A slot holds records, each one message: small
+// ones packed into the slot's first [PackBytes], or one of up to S payload
 // bytes; N and S are fixed when the ring is created ([Init], [Create]).
 // There is one writer (the publisher) and any number of readers
 // (subscribers). Readers map the region read-only and keep their position
@@ -25,57 +26,63 @@
 //
 //	offset  size  field
 //	     0     8  magic "SBSHMRNG"            (OffMagic)
-//	     8     4  layout version = 1          (OffVersion)
+//	     8     4  layout version = 2          (OffVersion)
 //	    12     4  slot count N                (OffSlots)
 //	    16     4  slot payload size S         (OffSlotSize)
 //	    20     4  slot stride                 (OffStride)
 //	    24     4  offset of slot 0 = 256      (OffDataStart)
-//	    64     8  write sequence: next seq    (OffWriteSeq)
+//	    64     8  slots begun                 (OffSlotSeq)
 //	   128     8  messages published          (OffMessages)
 //	   136     8  payload bytes published     (OffBytes)
 //	   192     4  futex word                  (OffFutex)
 //	   196     4  closed flag                 (OffClosed)
 //	   200     4  writer waiting for a reader (OffWriterWaiting)
 //
-// Slot i starts at DataStart + i*stride, stride = S + SlotHeaderSize
-// rounded up to 64, and holds the message with sequence s where
-// i = s & (N-1):
+// Slot i starts at DataStart + i*stride and holds the slot the writer
+// began as slot sequence s, where i = s & (N-1):
 //
 //	offset  size  field
-//	     0     8  slot sequence word (seqlock)  (SlotOffSeq)
-//	     8     4  payload length                (SlotOffLen)
-//	    16     S  payload                       (SlotOffPayload)
+//	     0     8  slot sequence word: 2s+1 begun, 2s+2 full (SlotOffSeq)
+//	     8     8  number of the slot's first message        (SlotOffFirst)
+//	    16     -  records                                   (SlotOffRecords)
+//
+// A record is an 8-byte record word (length, bare flag, the tag s mod
+// 2^28, where the next record starts, end and valid bits; see
+// RecordHeaderSize) and the payload, padded to 8 bytes.
 //
 // # Publishing
 //
-// To publish sequence s the writer stores 2s+1 ("writing s") into the slot
-// sequence word, writes the payload and the length, stores 2s+2 ("s is
-// done"), then stores s+1 into the write sequence, updates the counters,
-// increments the futex word and issues FUTEX_WAKE: on every [Writer.Send]
-// for a writer that does not track its readers (one syscall, see
-// BenchmarkPublish16B against BenchmarkPublish16BNoWake), only when a
-// reader's cursor says it sleeps for one that does (below).
-// [Writer.Commit] plus one [Writer.Wake] per batch amortises the wake-up.
+// To publish a message the writer finds room in the slot it is in, or
+// ends that slot and begins the next (2s+1 into its sequence word, the
+// message's number into its header). It stores zero where the record
+// after this one will start, writes the payload, then stores the record
+// word: the commit. It updates the counters, increments the futex word
+// and issues FUTEX_WAKE: on every [Writer.Send] for a writer that does not
+// track its readers (one syscall, see BenchmarkPublish16B against
+// BenchmarkPublish16BNoWake), only when a reader's cursor says it sleeps
+// for one that does (below). [Writer.Commit] plus one [Writer.Wake] per
+// batch amortises the wake-up.
 //
 // # Reading
 //
-// A reader at sequence r loads the write sequence w once. If w <= r there is
-// nothing new. If w-r > N the reader was lapped: it jumps to w-N and counts
-// the skipped messages as missed. It then loads the slot sequence word once:
-// 2r+2 means the slot holds r; a larger value means the writer overtook the
-// reader between the two loads (counted as missed, the reader jumps
-// forward); anything else is corruption (counted as missed and as corrupt,
-// the slot is skipped, [ErrCorrupt]). The length is loaded once and checked
-// against S before the payload is sliced.
+// A reader loads the record word at its place. A word with its slot's tag
+// is the next message; the end word sends it to the next slot; anything
+// else sends it to the slot sequence word: begun means nothing new yet,
+// full with no record means corruption (counted, the slot is skipped,
+// [ErrCorrupt]), a later lap means the reader was overtaken: it goes on
+// to the next slot if that still holds its lap, else a quarter ring past
+// the oldest slot, and counts the messages it lost from their numbers.
+// Every length is loaded once and checked against the slot before the
+// payload is sliced.
 //
-// [Reader.Next] and [Reader.TryNext] return a read-only view of the slot,
-// valid until [Reader.Release] (or the next call to Next/TryNext). The
-// writer may overwrite the slot at any time while the view is held: Release
-// reloads the slot sequence word and reports whether the slot still held the
-// same message. If it returns false the bytes the caller saw may be torn
-// and must be discarded. [Reader.Recv] copies and validates for callers that
-// want no such care; a copy torn by an overwrite is discarded and counted as
-// missed.
+// [Reader.Next] and [Reader.TryNext] return a read-only view of the
+// record, valid until [Reader.Release] (or the next call to
+// Next/TryNext). The writer may begin the slot again at any time while
+// the view is held: Release reloads the slot sequence word and reports
+// whether the slot still held the view's lap. If it returns false the
+// bytes the caller saw may be torn and must be discarded. [Reader.Recv]
+// copies and validates for callers that want no such care; a copy torn by
+// an overwrite is discarded and counted as missed.
 //
 // # Hostile peers
 //
@@ -89,7 +96,7 @@
 //
 // # Wake-ups
 //
-// [Reader.Next] first spins, polling the write sequence and yielding the
+// [Reader.Next] first spins, polling its place in the ring and yielding the
 // processor (runtime.Gosched) every few dozen polls, then sleeps in
 // FUTEX_WAIT on the shared futex word (not FUTEX_PRIVATE: the word is
 // shared between processes). A futex round trip adds ~10 µs; a spin that
@@ -125,8 +132,8 @@
 // and set the flag
 // around FUTEX_WAIT. [Writer.AddReader] switches the writer to tracked
 // mode: Send makes the FUTEX_WAKE syscall only if a tracked reader sleeps
-// (a store of the write sequence, then a load of the flags, against the
-// reader's store of its flag, then a load of the write sequence: Dekker's
+// (a store of the record word, then a load of the flags, against the
+// reader's store of its flag, then a load of the record word: Dekker's
 // argument, with a full barrier on each side; on x86 the writer's is
 // supplied by the reader's membarrier(2), see [Writer.Wake]). Every
 // reader of a tracked ring needs a tracked cursor; one without is only
@@ -141,7 +148,7 @@
 // [DefaultBlockTimeout]) the writer demotes the reader to drop, so a hung
 // or hostile reader stalls it at most that long per loan; [Writer.LoanCtx]
 // also ends the wait with a context. Positions are hostile input: one
-// beyond the write sequence counts as caught up, one far behind costs one
+// beyond the messages published counts as caught up, one far behind costs one
 // timeout, none is ever used as an index.
 //
 // # Memory regions

@@ -149,8 +149,8 @@ func OpenReader(fd int) (*Region, error) {
 // from CreateUnsealed: it must carry SizeSeals and not yet F_SEAL_SEAL or
 // F_SEAL_FUTURE_WRITE (a ring is opened for writing once), and its size
 // and header must agree. The Region hands out the Writer, which continues
-// at the header's write sequence. On success the Region owns fd; on error
-// the caller still owns fd.
+// after the slots and messages the header counts. On success the Region
+// owns fd; on error the caller still owns fd.
 func OpenWriter(fd int) (*Region, error) {
 	seals, err := unix.FcntlInt(uintptr(fd), unix.F_GET_SEALS, 0)
 	if err != nil {
@@ -239,7 +239,7 @@ func (r *Region) Writer() (*Writer, error) {
 	return w, nil
 }
 
-// NewReader returns a reader positioned at the current write sequence.
+// NewReader returns a reader positioned at the ring.s end.
 func (r *Region) NewReader() (*Reader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -116,10 +116,11 @@ func (m *ringModel) first(s uint64) (uint64, bool) {
 	return 0, false
 }
 
-// slotFor is Reader.slotFor on the model.
-func (m *ringModel) slotFor(seq uint64) uint64 {
+// slotFor is Reader.slotFor on the model: the newest live slot whose
+// first message is seq or older (found), else the oldest live one.
+func (m *ringModel) slotFor(seq uint64) (uint64, bool) {
 	if m.started == 0 {
-		return 0
+		return 0, false
 	}
 	cand := m.started - 1
 	for i := uint64(0); i < m.slots && i < m.started; i++ {
@@ -129,10 +130,16 @@ func (m *ringModel) slotFor(seq uint64) uint64 {
 		}
 		cand = s
 		if f, ok := m.first(s); ok && f <= seq {
-			break
+			return cand, true
 		}
 	}
-	return cand
+	return cand, false
+}
+
+// seekSlot is slotFor's slot alone.
+func (m *ringModel) seekSlot(seq uint64) uint64 {
+	s, _ := m.slotFor(seq)
+	return s
 }
 
 // TestRingModel drives one writer and several readers on an in-process
@@ -180,7 +187,7 @@ func TestRingModel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mr := &modelReader{r: r, pos: uint64(len(m.sent)), slot: m.slotFor(uint64(len(m.sent))), resync: true}
+			mr := &modelReader{r: r, pos: uint64(len(m.sent)), slot: m.seekSlot(uint64(len(m.sent))), resync: true}
 			// none, attached only, tracked dropping, tracked blocking
 			kinds := 2
 			if track {
@@ -242,13 +249,18 @@ func TestRingModel(t *testing.T) {
 			for {
 				s := mr.slot
 				if s < m.started && !m.live(s) {
-					// The next slot if it is still live, else a quarter
-					// ring past the oldest.
+					// The next slot if it is still live, else the slot of
+					// the message it wants if the ring still has it (not
+					// after a Rewind), else a quarter ring past the oldest.
 					t := s + 1
-					if n := uint64(slots); !m.live(t) && m.started > n {
-						t = max(t, min(m.started-n+1+lapMargin(n), m.started-1))
+					if !m.live(t) {
+						if f, found := m.slotFor(mr.pos); found && f > s && !mr.free {
+							t = f
+						} else if n := uint64(slots); m.started > n {
+							t = max(t, min(m.started-n+1+lapMargin(n), m.started-1))
+						}
 					}
-					mr.slot, mr.resync, mr.free = t, true, false
+					mr.slot, mr.resync = t, true
 					continue
 				}
 				for k := range m.sent {
@@ -441,7 +453,7 @@ func TestRingModel(t *testing.T) {
 				seq := rapid.Uint64Range(0, uint64(len(m.sent))+2).Draw(t, "seek")
 				mr.r.Seek(seq)
 				mr.held = false
-				mr.pos, mr.slot, mr.resync, mr.free = seq, m.slotFor(seq), true, false
+				mr.pos, mr.slot, mr.resync, mr.free = seq, m.seekSlot(seq), true, false
 			},
 			"remove": func(t *rapid.T) {
 				mr := pickReader(t)

@@ -145,22 +145,23 @@ func (r *Reader) Cursor() *Cursor { return r.cur }
 // attachment begins.
 //
 // The reader goes to the newest slot whose first message is seq or older
-// and passes over the messages before seq as it reads: its cursor
-// position, a slot sequence, may thus be a slot behind the one seq is in.
+// and passes over the messages before seq as it reads; its cursor position
+// says seq from now on.
 func (r *Reader) Seek(seq uint64) {
 	r.Release()
 	r.msg, r.free = seq, false
-	r.enter(r.slotFor(seq))
+	slot, _ := r.slotFor(seq)
+	r.enter(slot)
 	r.resync = true
 	r.syncPosNow()
 }
 
 // slotFor returns the newest slot in the ring whose first message is seq
-// or older, or, if none is, the oldest one left.
-func (r *Reader) slotFor(seq uint64) uint64 {
+// or older (found), or, if none is, the oldest one left.
+func (r *Reader) slotFor(seq uint64) (slot uint64, found bool) {
 	started := u64(r.mem, OffSlotSeq).Load()
 	if started == 0 {
-		return 0
+		return 0, false
 	}
 	cand := started - 1
 	for i := uint64(0); i < r.g.slots && i < started; i++ {
@@ -174,10 +175,10 @@ func (r *Reader) slotFor(seq uint64) uint64 {
 		// record is (it was stored before that record's word).
 		word := u64(r.mem, off+SlotOffRecords).Load()
 		if word&recHiMask == recordHi(s) && u64(r.mem, off+SlotOffFirst).Load() <= seq {
-			break
+			return cand, true
 		}
 	}
-	return cand
+	return cand, false
 }
 
 // curPos is the position to publish: the number of the held view's
@@ -271,18 +272,26 @@ func (r *Reader) wake(c *Cursor) {
 // subscriber that joins late uses it to see recent history.
 func (r *Reader) Rewind() {
 	r.Release()
-	started := u64(r.mem, OffSlotSeq).Load()
-	t := uint64(0)
-	if started > r.g.slots {
-		t = started - r.g.slots
-	}
-	r.enter(t)
 	r.resync, r.free = true, true
 	// Pos says the oldest slot's first message; the first record read
-	// says it exactly.
-	r.msg = 0
-	if v := u64(r.mem, r.slotBase+SlotOffSeq).Load(); v == 2*t+1 || v == 2*t+2 {
-		r.msg = u64(r.mem, r.slotBase+SlotOffFirst).Load()
+	// says it exactly (free: nothing before it counts as missed). A slot
+	// begun again meanwhile is looked up again, a few times.
+	for range pollAttempts {
+		started := u64(r.mem, OffSlotSeq).Load()
+		t := uint64(0)
+		if started > r.g.slots {
+			t = started - r.g.slots
+		}
+		r.enter(t)
+		r.msg = u64(r.mem, OffMessages).Load()
+		if t >= started {
+			break // nothing begun yet: the next message is the first
+		}
+		first := u64(r.mem, r.slotBase+SlotOffFirst).Load()
+		if v := u64(r.mem, r.slotBase+SlotOffSeq).Load(); v == 2*t+1 || v == 2*t+2 {
+			r.msg = first
+			break
+		}
 	}
 	r.syncPosNow()
 }
@@ -360,7 +369,7 @@ func (r *Reader) TryNext() (Msg, error) {
 		r.syncPos()
 		return Msg{}, ErrEmpty
 	}
-	// Publish stores the write sequence before a Close can store the
+	// Commit stores the record word before a Close can store the
 	// flag, so one more poll sees every message.
 	if m, corrupt, ok = r.poll(); ok {
 		return m, nil
@@ -385,11 +394,20 @@ func (r *Reader) TryNext() (Msg, error) {
 // reader that keeps up with a busy writer thus touches only the records'
 // cache lines, several messages to a line for small ones.
 func (r *Reader) poll() (m Msg, corrupt, ok bool) {
+	// A move to the next slot while passing over messages before the one
+	// sought is not an attempt (a Seek ahead may be many slots ahead), up
+	// to a ring's worth of them.
+	moves := 0
+	step := func(tries *int) {
+		if moves++; moves > int(r.g.slots) || !r.passingOver() {
+			*tries++
+		}
+	}
 	for tries := 0; tries < pollAttempts; {
 		if r.slotDone() && r.thisLap() {
 			r.enter(r.slot + 1)
 			r.syncPos()
-			tries++
+			step(&tries)
 			continue
 		}
 		base := r.slotBase + SlotOffRecords + int(r.off)
@@ -405,8 +423,9 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 				tries++
 				continue
 			}
-			if next+RecordHeaderSize > r.g.area {
-				// A record of this lap that would run past the slot.
+			if next+RecordHeaderSize > r.g.area || l > r.g.size {
+				// A record of this lap that would run past the slot, or
+				// is longer than a message may be.
 				corrupt = true
 				r.corruptSlot()
 				tries++
@@ -453,7 +472,7 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 		if word == r.hi|recEnd && r.thisLap() {
 			r.enter(r.slot + 1)
 			r.syncPos()
-			tries++
+			step(&tries)
 			continue
 		}
 		// No record for this reader at its place: ask the slot.
@@ -484,6 +503,10 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 	return Msg{}, corrupt, false
 }
 
+// passingOver reports whether the reader is after a later message than
+// the records at its place (a Seek ahead), as far as it knows.
+func (r *Reader) passingOver() bool { return !r.free && (r.resync || r.at < r.msg) }
+
 // slotDone reports whether the reader took its slot's last record: one
 // after which not even an empty record fits within the packing limit.
 // The writer ends such a slot at that record, with no end word.
@@ -509,14 +532,25 @@ func (r *Reader) corruptSlot() {
 // leave moves a reader whose slot the writer began again on: to the next
 // slot if that still holds its lap (a reader that had read its slot to
 // the end loses nothing: it learns the next slot's first message number
-// there), else lapMargin slots past the oldest slot left (land).
+// there); else to the slot that holds the message it wants, if the ring
+// still has it (a reader that sought ahead, or whose slots were
+// overwritten with messages it passes over, as a blocking writer may);
+// else lapMargin slots past the oldest slot left (land).
 func (r *Reader) leave() {
 	next := r.slot + 1
 	if u64(r.mem, r.g.slotOff(next)+SlotOffSeq).Load()-(2*next+1) <= 1 {
 		r.enter(next)
-		r.resync, r.free = true, false
+		r.resync = true
 		r.syncPos()
 		return
+	}
+	if !r.free {
+		if s, found := r.slotFor(r.msg); found && s > r.slot {
+			r.enter(s)
+			r.resync = true
+			r.syncPos()
+			return
+		}
 	}
 	r.land()
 }
@@ -531,7 +565,7 @@ func (r *Reader) land() {
 		t = max(t, min(started-n+1+lapMargin(n), started-1))
 	}
 	r.enter(t)
-	r.resync, r.free = true, false
+	r.resync = true
 	r.syncPos()
 }
 
@@ -545,16 +579,31 @@ func (r *Reader) land() {
 // TryNext returns a Msg and an error, which on a 16 B round trip is worth
 // a few ns per hop.
 func (r *Reader) TakeNext() ([]byte, bool) {
-	if r.held || r.pending != 0 || r.resync || r.at != r.msg || r.slotDone() {
+	if r.held || r.pending != 0 || r.resync || r.at != r.msg {
 		return nil, false
 	}
-	base := r.slotBase + SlotOffRecords + int(r.off)
+	slot, slotBase, hi, off := r.slot, r.slotBase, r.hi, r.off
+	if r.slotDone() {
+		// The last record of its slot was taken (a large message's):
+		// the next one is at the start of the next slot.
+		if !r.thisLap() {
+			return nil, false
+		}
+		slot++
+		slotBase, hi, off = r.g.slotOff(slot), recordHi(slot), 0
+	}
+	base := slotBase + SlotOffRecords + int(off)
 	word := u64(r.mem, base).Load()
 	l := word & recLenMask
-	next := nextRecord(r.off, word)
-	if word&recHiMask != r.hi || next+RecordHeaderSize > r.g.area || !r.thisLap() {
+	next := nextRecord(off, word)
+	if word&recHiMask != hi || next+RecordHeaderSize > r.g.area || l > r.g.size {
 		return nil, false
 	}
+	r.fence()
+	if u64(r.mem, slotBase+SlotOffSeq).Load()-(2*slot+1) > 1 {
+		return nil, false // begun again: TryNext decides
+	}
+	r.slot, r.slotBase, r.hi = slot, slotBase, hi
 	r.off = next
 	r.at++
 	r.msg++
@@ -598,11 +647,14 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 		var data []byte
 		var seq, missed uint64
 		fast := false
+		if r.pending == 0 && !r.resync && r.at == r.msg && r.slotDone() && r.thisLap() {
+			r.enter(r.slot + 1) // as in TakeNext
+		}
 		if r.pending == 0 && !r.resync && r.at == r.msg && !r.slotDone() {
 			base := r.slotBase + SlotOffRecords + int(r.off)
 			word := u64(r.mem, base).Load()
 			l := word & recLenMask
-			if next := nextRecord(r.off, word); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && r.thisLap() {
+			if next := nextRecord(r.off, word); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && l <= r.g.size && r.thisLap() {
 				fast = true
 				seq = r.msg
 				r.off = next
@@ -618,7 +670,7 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 		if !fast {
 			m, corrupt, ok := r.poll()
 			if !ok && !corrupt && u32(r.mem, OffClosed).Load() != 0 {
-				// Publish stores the write sequence before a Close can
+				// Commit stores the record word before a Close can
 				// store the flag, so one more poll sees every message.
 				m, corrupt, ok = r.poll()
 				if !ok && !corrupt {
@@ -663,11 +715,15 @@ func (r *Reader) ready() bool {
 	if u32(r.mem, OffClosed).Load() != 0 {
 		return true
 	}
-	if r.slotDone() {
-		return true
-	}
-	word := u64(r.mem, r.slotBase+SlotOffRecords+int(r.off)).Load()
-	if word&recHiMask == r.hi || word == r.hi|recEnd {
+	// As poll: a record or the end word at the reader's place, or a slot
+	// it has read to the end, if the slot still holds its lap; else what
+	// the slot sequence word says.
+	if !r.slotDone() {
+		word := u64(r.mem, r.slotBase+SlotOffRecords+int(r.off)).Load()
+		if (word&recHiMask == r.hi || word == r.hi|recEnd) && r.thisLap() {
+			return true
+		}
+	} else if r.thisLap() {
 		return true
 	}
 	// Begun means the writer is here; a writer that leaves a loan
@@ -697,6 +753,11 @@ func (r *Reader) Next(ctx context.Context) (Msg, error) {
 		m, err := r.TryNext()
 		if err != ErrEmpty {
 			return m, err
+		}
+		if err := ctx.Err(); err != nil {
+			// Also a backstop: a hostile ring that Wait finds ready and
+			// TryNext empty, again and again, does not keep Next past ctx.
+			return Msg{}, err
 		}
 		if err := r.Wait(ctx); err != nil {
 			return Msg{}, err
@@ -765,8 +826,8 @@ func (r *Reader) Wait(ctx context.Context) error {
 // cursor, stores "sleeping on that value" (the value + 1) in it. It returns
 // the value and how long the reader may sleep before it polls again.
 //
-// Dekker: the reader stores "sleeping", then loads the write sequence and
-// the closed flag; a tracked writer stores the write sequence (or the
+// Dekker: the reader stores "sleeping", then loads the record word and
+// the closed flag; a tracked writer stores the record word (or the
 // flag), then loads "sleeping" and the futex word. With a full barrier on
 // each side between store and load, at least one of the two sees the
 // other's store: the reader finds the message, or the writer sees it

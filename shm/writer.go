@@ -65,6 +65,8 @@ func NewWriter(mem []byte) (*Writer, error) {
 		bytes: u64(mem, OffBytes).Load(),
 	}
 	w.endLastSlot()
+	u64(mem, OffMessages).Store(w.msgs)
+	u64(mem, OffBytes).Store(w.bytes)
 	w.futex = addr32(mem, OffFutex)
 	w.blockTimeout.Store(int64(DefaultBlockTimeout))
 	w.blockSpin = minBlockSpin
@@ -79,7 +81,10 @@ func NewWriter(mem []byte) (*Writer, error) {
 
 // endLastSlot ends the slot a previous writer of the ring was in, if it
 // did not: it stores the end word after the slot's last record, so that
-// readers in that slot go on to the slots this writer begins.
+// readers in that slot go on to the slots this writer begins. It counts
+// that slot's records too: a writer killed between a record's word and
+// its store of the counters leaves one message the header does not count,
+// which readers read and number.
 func (w *Writer) endLastSlot() {
 	if w.slot == 0 {
 		return
@@ -89,14 +94,23 @@ func (w *Writer) endLastSlot() {
 	if u64(w.mem, base+SlotOffSeq).Load() != 2*s+1 {
 		return // full already, or begun again: nobody reads it as slot s
 	}
-	off := uint64(0)
+	first := u64(w.mem, base+SlotOffFirst).Load()
+	off, n := uint64(0), uint64(0)
 	for {
 		word := u64(w.mem, base+SlotOffRecords+int(off)).Load()
 		next := nextRecord(off, word)
 		if word&recHiMask != recordHi(s) || next+RecordHeaderSize > w.g.area {
 			break
 		}
+		if first+n >= w.msgs {
+			w.msgs++ // not counted yet
+			w.bytes += word & recLenMask
+		}
+		n++
 		off = next
+		if off+2*RecordHeaderSize > w.g.pack {
+			return // the slot is done after this record: no end word
+		}
 	}
 	store64(w.mem, base+SlotOffRecords+int(off), recordHi(s)|recEnd)
 	u64(w.mem, base+SlotOffSeq).Store(2*s + 2)
@@ -307,8 +321,8 @@ func (w *Writer) PublishCtx(ctx context.Context, p []byte) error {
 // Wake wakes the readers sleeping on the ring: it increments the futex word
 // and calls FUTEX_WAKE. In tracked mode it does so only if a tracked
 // reader's cursor says it sleeps. The Dekker argument: Commit stores the
-// write sequence before Wake loads the sleeping flags, and a reader stores
-// its flag before it loads the write sequence, each with a full barrier in
+// record word before Wake loads the sleeping flags, and a reader stores
+// its flag before it loads the record word, each with a full barrier in
 // between, so a reader that this Wake skips saw the new message.
 //
 // The writer's barrier is the "done" store, unless the writer is
