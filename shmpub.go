@@ -28,8 +28,7 @@ type shmPub struct {
 	id       uint64
 	pattern  string
 	literal  bool
-	valid    bool   // literal and a valid subject (publishFast)
-	prefix   []byte // with valid: the frame's fixed part and subject, no reply or header
+	valid    bool // literal and a valid subject (publishFast)
 	explicit bool
 
 	// ready is closed when the hub has attached the first readers: the
@@ -81,7 +80,6 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	w.AddReader(0, cur, true)
 	p := &shmPub{st: st, id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
 		valid:  subject.Literal(m.Pattern) && validSubject(m.Pattern, false),
-		prefix: framePrefix(m.Pattern),
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
 	// The ring joins the list Publish consults, and SEALED is queued, in
 	// one step under wmu: a publish either went out over the socket before
@@ -348,9 +346,8 @@ func (p *shmPub) write(ctx context.Context, subj, reply string, hb, data []byte,
 	return p.w.Send(size)
 }
 
-// writeFast puts one frame with p's subject, no reply and no header into
-// p (publishFast): the frame's fixed part and subject are p.prefix,
-// encoded once.
+// writeFast puts one message on p's subject, with no reply and no header,
+// into p (publishFast), bare: its data alone.
 func (p *shmPub) writeFast(ctx context.Context, data []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -365,16 +362,6 @@ func (p *shmPub) writeFast(ctx context.Context, data []byte) error {
 	}
 	copy(buf, data)
 	return p.w.SendBare(len(data))
-}
-
-// framePrefix encodes the start of a frame on subj with no reply subject
-// and no header block: everything before the data.
-func framePrefix(subj string) []byte {
-	b := make([]byte, shm.FrameSize(subj, "", 0))
-	if _, err := shm.PutCheckedFrame(b, subj, "", 0); err != nil {
-		return nil // cannot happen: b is the frame's size
-	}
-	return b
 }
 
 var errTooBigForRing = errors.New("message larger than the ring's slots")
