@@ -111,25 +111,26 @@ func nextRecord(off, word uint64) uint64 {
 	return end
 }
 
-// alignClass is the alignment class (bits 60–61) a writer gives the
-// record after one of span bytes at off, within limit bytes of records:
-// 32 after a record of up to 32 bytes, 64 after one of up to 64, none
-// after a larger one or where the aligned start leaves no room for a
-// word.
-func alignClass(off, span, limit uint64) uint64 {
-	c := uint64(0)
-	switch {
+// placeNext returns the alignment class (bits 60–61) a writer gives the
+// record after an n-byte record at off, within limit bytes of records,
+// and where that record starts: 32-byte aligned after a record of up to
+// 32 bytes, 64 after one of up to 64, right after a larger one or where
+// the aligned start leaves no room for a word.
+func placeNext(off, n, limit uint64) (class, next uint64) {
+	end := off + recordSpan(n)
+	var a uint64
+	switch span := end - off; {
 	case span <= 32:
-		c = 1
+		class, a = 1, 32
 	case span <= 64:
-		c = 2
+		class, a = 2, 64
 	default:
-		return 0
+		return 0, end
 	}
-	if nextRecord(off, c<<recAlignShift|(span-RecordHeaderSize))+RecordHeaderSize > limit {
-		return 0
+	if x := (SlotOffRecords+end+a-1)&^(a-1) - SlotOffRecords; x+RecordHeaderSize <= limit {
+		return class, x
 	}
-	return c
+	return 0, end
 }
 
 const (

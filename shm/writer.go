@@ -27,7 +27,10 @@ type Writer struct {
 	loaned   bool
 	loanSize uint64
 	zeroed   uint64 // the offset Loan stored zero at for the next record
-	futex    *uint32
+	// loanClass and loanNext: the alignment class and the next record's
+	// offset for a record of loanSize bytes (placeNext), for Commit.
+	loanClass, loanNext uint64
+	futex               *uint32
 	// fenceless: Commit and the epoch bracket use plain stores, with no
 	// full barrier per message; readers and RemoveReader supply the
 	// barrier with membarrier(2) instead (see Wake).
@@ -158,22 +161,14 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	// Commit must have it zero before the record's word is seen, and a
 	// store issued before the caller fills the loan has its cache line
 	// by then (a reader has that line from the last lap).
-	w.zeroed = w.zeroNext(base, uint64(n))
+	w.loanClass, w.loanNext = placeNext(w.off, uint64(n), w.g.pack)
+	w.zeroed = ^uint64(0)
+	if w.loanNext+2*RecordHeaderSize <= w.g.pack {
+		store64(w.mem, base+int(w.loanNext), 0)
+		w.zeroed = w.loanNext
+	}
 	p := base + int(w.off) + RecordHeaderSize
 	return w.mem[p : p+n : p+n], nil
-}
-
-// zeroNext stores zero where the record after an n-byte record at w.off
-// starts, unless the slot is done after it, and returns that offset
-// (^0 for none).
-func (w *Writer) zeroNext(base int, n uint64) uint64 {
-	span := recordSpan(n)
-	next := nextRecord(w.off, alignClass(w.off, span, w.g.pack)<<recAlignShift|n)
-	if next+2*RecordHeaderSize > w.g.pack {
-		return ^uint64(0)
-	}
-	store64(w.mem, base+int(next), 0)
-	return next
 }
 
 // nextSlot ends the slot the writer is in, if any, and begins the next.
@@ -232,8 +227,11 @@ func (w *Writer) commit(n int, flags uint64) error {
 	}
 	base := w.g.slotOff(w.slot) + SlotOffRecords
 	rec := base + int(w.off)
-	word := recordHi(w.slot) | alignClass(w.off, recordSpan(uint64(n)), w.g.pack)<<recAlignShift | flags | uint64(n)
-	next := nextRecord(w.off, word)
+	class, next := w.loanClass, w.loanNext
+	if uint64(n) != w.loanSize {
+		class, next = placeNext(w.off, uint64(n), w.g.pack)
+	}
+	word := recordHi(w.slot) | class<<recAlignShift | flags | uint64(n)
 	// The word where the next record starts says "nothing yet" before
 	// this record's word says "here": a reader that takes this record
 	// never finds an older lap's record after it. If not even an empty
