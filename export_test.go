@@ -66,3 +66,12 @@ func SubSpinBudget(s *Subscription) time.Duration { return s.spin.Budget() }
 // SubSleeping reports whether a goroutine sleeps (or is about to) in s's
 // sleepRings.
 func SubSleeping(s *Subscription) bool { return s.sleep.sleeping.Load() }
+
+// ShmSlotSize returns the slot size of the ring the Conn writes subj
+// into, or 0 (tests only).
+func ShmSlotSize(c *Conn, subj string) int {
+	if p := c.shmPubFor(subj); p != nil {
+		return p.w.SlotSize()
+	}
+	return 0
+}

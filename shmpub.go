@@ -24,11 +24,16 @@ var ErrShmUnavailable = errors.New("switchboard: shared memory unavailable")
 // shmPub is a ring this Conn writes: every message it publishes on a
 // subject that matches pattern goes into it.
 type shmPub struct {
-	st       *shmState
-	id       uint64
-	pattern  string
-	literal  bool
-	valid    bool // literal and a valid subject (publishFast)
+	st      *shmState
+	id      uint64
+	pattern string
+	literal bool
+	valid   bool // literal and a valid subject (publishFast)
+	// fastMax is the most data publishFast puts into the ring: what fits
+	// in a slot as a frame on pattern (bare, it takes less), or -1 if
+	// even that would make a PUB line longer than the hub takes (then
+	// the general path says why).
+	fastMax  int
 	explicit bool
 
 	// ready is closed when the hub has attached the first readers: the
@@ -81,6 +86,10 @@ func (c *Conn) shmRing(m *protocol.ShmControl, fds []int) error {
 	p := &shmPub{st: st, id: m.Ring, pattern: m.Pattern, literal: subject.Literal(m.Pattern), explicit: m.Explicit,
 		valid:  subject.Literal(m.Pattern) && validSubject(m.Pattern, false),
 		region: region, w: w, curs: map[uint64]*shm.Cursor{0: cur}, ready: make(chan struct{})}
+	p.fastMax = w.SlotSize() - shm.FrameSize(m.Pattern, "", 0)
+	if pubLineLen(p.pattern, "", 0, p.fastMax) > maxControlLine {
+		p.fastMax = -1
+	}
 	// The ring joins the list Publish consults, and SEALED is queued, in
 	// one step under wmu: a publish either went out over the socket before
 	// SEALED, or it sees the ring (and waits for "ready"). Publish checks
@@ -268,15 +277,13 @@ func (c *Conn) publishFast(ctx context.Context, subj string, data []byte) (bool,
 		if p.pattern != subj {
 			continue
 		}
-		size := shm.FrameSize(subj, "", len(data))
-		if !p.isReady.Load() || p.isClosed() || size > p.w.SlotSize() ||
-			int64(len(data)) > c.maxPayload.Load() || pubLineLen(subj, "", 0, len(data)) > maxControlLine {
+		// Checked once per ring (fastMax) where they can be: the slot's
+		// room and the protocol line's length. Every publish costs a
+		// stream a few ns; each check here was one.
+		if !p.isReady.Load() || len(data) > p.fastMax || int64(len(data)) > c.maxPayload.Load() {
 			return false, nil
 		}
-		if err := p.writeFast(ctx, data); !errors.Is(err, errShmPubClosed) {
-			return true, err
-		}
-		return false, nil
+		return p.writeFast(ctx, data)
 	}
 	return false, nil
 }
@@ -348,20 +355,23 @@ func (p *shmPub) write(ctx context.Context, subj, reply string, hb, data []byte,
 
 // writeFast puts one message on p's subject, with no reply and no header,
 // into p (publishFast), bare: its data alone.
-func (p *shmPub) writeFast(ctx context.Context, data []byte) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+func (p *shmPub) writeFast(ctx context.Context, data []byte) (bool, error) {
+	p.mu.Lock() // not deferred: nothing below panics
 	if p.closed {
-		return errShmPubClosed
+		p.mu.Unlock()
+		return false, nil // the general path decides
 	}
 	// The subject is the ring's literal pattern, with no reply subject
 	// and no headers: the message goes bare, its data alone.
 	buf, err := p.w.LoanCtx(ctx, len(data))
 	if err != nil {
-		return fmt.Errorf("switchboard: publish %q: %w", p.pattern, err)
+		p.mu.Unlock()
+		return true, fmt.Errorf("switchboard: publish %q: %w", p.pattern, err)
 	}
 	copy(buf, data)
-	return p.w.SendBare(len(data))
+	err = p.w.SendBare(len(data))
+	p.mu.Unlock()
+	return true, err
 }
 
 var errTooBigForRing = errors.New("message larger than the ring's slots")

@@ -103,6 +103,7 @@ type client struct {
 	marks     []fdMark // frames in out that carry file descriptors (fdpass.go)
 	writing   bool     // a flush (inline or the writer goroutine) owns the socket's write side
 	closing   bool     // no more deliveries; close once out is written
+	progress  bool     // the last write to the socket took some bytes: the peer is reading
 	closed    bool
 	done      chan struct{} // closed when the connection is closed
 	pingsOut  int

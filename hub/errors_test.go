@@ -90,11 +90,15 @@ func TestSlowConsumerIsCutOffOthersUnaffected(t *testing.T) {
 		slow := dialRaw(t, tr)
 		slow.send("CONNECT {}\r\nSUB flood 1\r\nPING\r\n")
 		slow.expect("PONG")
-		// slow reads, but far slower than the publisher sends.
+		// slow reads, but far slower than the publisher sends: about
+		// 3 MB/s. Much slower, and a loaded machine can stall it past the
+		// write deadline: a unix socket frees its buffer one message of
+		// up to half the buffer at a time, so a consumer slower than
+		// sndbuf/2 per WriteDeadline is closed without the -ERR.
 		tail := make(chan string, 1)
 		go func() {
 			var buf []byte
-			chunk := make([]byte, 4096)
+			chunk := make([]byte, 16<<10)
 			slow.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 			for {
 				k, err := slow.r.Read(chunk)

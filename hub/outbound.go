@@ -80,6 +80,7 @@ func (c *client) flushInline() {
 	c.h.stats.outBytes.Add(uint64(n))
 
 	c.mu.Lock()
+	c.progress = n > 0
 	if err != nil {
 		c.writing = false
 		c.mu.Unlock()
@@ -146,7 +147,12 @@ func (c *client) writeLoop() {
 		buf, marks := c.out, c.marks
 		c.out, c.spare, c.head, c.marks = c.spare[:0], nil, 0, nil
 		deadline := c.h.cfg.WriteDeadline
-		if c.closing {
+		if c.closing && !c.progress {
+			// Closing a peer that took nothing from the last write: it
+			// is likely reading nothing, so give up sooner. One that is
+			// reading keeps the whole deadline, or a slow consumer whose
+			// kernel buffers drain slower than a second per wake-up
+			// would lose its -ERR and end mid-message.
 			deadline = min(deadline, time.Second)
 		}
 		c.mu.Unlock()
@@ -169,6 +175,7 @@ func (c *client) writeLoop() {
 			// The peer is reading, only slower than the backlog: the
 			// deadline is about progress, so put the rest back and go on.
 			c.mu.Lock()
+			c.progress = true
 			rest := buf[n:]
 			c.head = len(rest)
 			c.out = append(rest, c.out...)
@@ -192,6 +199,7 @@ func (c *client) writeLoop() {
 			return
 		}
 		c.mu.Lock()
+		c.progress = true
 		c.keepSpareLocked(buf)
 		c.mu.Unlock()
 	}

@@ -146,22 +146,7 @@ func shmPeer(url string) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		for {
-			v, err := pping.NextView(stop)
-			if err != nil {
-				return
-			}
-			buf, err := ppong.Loan(len(v.Data))
-			if err != nil {
-				v.Release()
-				return
-			}
-			copy(buf, v.Data)
-			v.Release()
-			ppong.Send(len(buf))
-		}
-	}()
+	go echoLoaned(stop, pping, ppong, false)
 	// The streams are read with NextViews, up to streamBatch messages a
 	// call: in place for a ring, the queued copies for the socket.
 	for _, c := range []struct {
@@ -201,21 +186,7 @@ func shmPeer(url string) error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		for {
-			v, err := large.NextView(stop)
-			if err != nil {
-				return
-			}
-			buf, err := back.Loan(len(v.Data))
-			if err != nil {
-				return
-			}
-			copy(buf[:8], v.Data)
-			v.Release()
-			back.Send(len(buf))
-		}
-	}()
+	go echoLoaned(stop, large, back, true)
 	if err := nc.Flush(ctx); err != nil {
 		return err
 	}
@@ -229,5 +200,30 @@ func shmPeer(url string) error {
 		return fmt.Errorf("peer: %w", err)
 	default:
 		return nil
+	}
+}
+
+// echoLoaned sends each message sub gets back through pub, zero-copy: a
+// loan of the message's size, into which it copies the message, or with
+// head only its first 8 bytes (a 4 MiB frame's round trip touches the
+// frame, not all of it). It returns when a read or a loan fails.
+func echoLoaned(ctx context.Context, sub *switchboard.Subscription, pub *switchboard.Publisher, head bool) {
+	for {
+		v, err := sub.NextView(ctx)
+		if err != nil {
+			return
+		}
+		buf, err := pub.Loan(len(v.Data))
+		if err != nil {
+			v.Release()
+			return
+		}
+		if head {
+			copy(buf[:min(8, len(buf))], v.Data)
+		} else {
+			copy(buf, v.Data)
+		}
+		v.Release()
+		pub.Send(len(buf))
 	}
 }
