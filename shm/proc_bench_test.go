@@ -98,17 +98,27 @@ func procStream(b *testing.B, slots, size, msg int) {
 // run: the floor under any shared-memory transport, which bench shm
 // reports as baseline_rtt_p50_ns. It reports the medians and their ratio,
 // the ring's share of the client API's round trip.
-func BenchmarkProcPingPong16B(b *testing.B) {
+func BenchmarkProcPingPong16B(b *testing.B) { procPingPong(b, 64, 64, 16) }
+
+// BenchmarkProcPingPong4MiB is BenchmarkProcPingPong16B with 4 MiB
+// messages in rings of 4 slots, zero-copy as bench shm's large round
+// trip: each side writes the first 8 bytes of its loan (the echo copies
+// those) and sends the whole slot.
+func BenchmarkProcPingPong4MiB(b *testing.B) { procPingPong(b, 4, 4<<20+1024, 4<<20) }
+
+// procPingPong measures round trips of msg-byte messages through two rings
+// of slots slots of size bytes; see BenchmarkProcPingPong16B.
+func procPingPong(b *testing.B, slots, size, msg int) {
 	base, err := spinbase.Run(context.Background(), 100_000)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ping, err := Create("sb-bench-ping", 64, 64)
+	ping, err := Create("sb-bench-ping", slots, size)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ping.Close()
-	pong, err := CreateUnsealed("sb-bench-pong", 64, 64)
+	pong, err := CreateUnsealed("sb-bench-pong", slots, size)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +146,7 @@ func BenchmarkProcPingPong16B(b *testing.B) {
 	}
 	defer r.AttachCursor(nil)
 	const warm = 2000
-	c := startChild(b, "echo", "bench-echo", []string{"SB_SHM_TOTAL=" + strconv.Itoa(warm+b.N)},
+	c := startChild(b, "echo", "bench-echo", []string{"SB_SHM_TOTAL=" + strconv.Itoa(warm+b.N), "SB_SHM_ECHO=" + strconv.Itoa(min(msg, 16))},
 		ping.Fd(), pong.Fd(), echoCur.Fd(), ownCur.Fd())
 	c.expect(b, "READY", 30*time.Second)
 	if err := w.AddReader(1, echoCur, true); err != nil {
@@ -148,23 +158,23 @@ func BenchmarkProcPingPong16B(b *testing.B) {
 	b.ResetTimer()
 	for i := range warm + b.N {
 		t0 := time.Now()
-		buf, err := w.Loan(16)
+		buf, err := w.Loan(msg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		binary.LittleEndian.PutUint64(buf, uint64(i))
-		if err := w.Send(16); err != nil {
+		if err := w.Send(msg); err != nil {
 			b.Fatal(err)
 		}
 		m, err := r.Next(ctx)
 		if err != nil {
 			b.Fatalf("round trip %d: %v\n%s", i, err, c.output())
 		}
-		got := binary.LittleEndian.Uint64(m.Data)
+		got, size := binary.LittleEndian.Uint64(m.Data), len(m.Data)
 		ok := r.Release()
 		d := time.Since(t0)
-		if got != uint64(i) || !ok {
-			b.Fatalf("round trip %d: echo of %d (intact %v)", i, got, ok)
+		if got != uint64(i) || size != msg || !ok {
+			b.Fatalf("round trip %d: echo of %d, %d bytes (intact %v)", i, got, size, ok)
 		}
 		if i >= warm {
 			samples = append(samples, d)
@@ -183,9 +193,10 @@ func BenchmarkProcPingPong16B(b *testing.B) {
 // helperBenchEcho reads SB_SHM_TOTAL messages from the ring inherited as
 // fd 3, with its cursor (fd 5) attached, and writes each back into the
 // ring inherited as fd 4, which it opens for writing (OpenWriter) and
-// whose reader's cursor (fd 6) it tracks; then it says DONE.
+// whose reader's cursor (fd 6) it tracks, copying its first SB_SHM_ECHO
+// bytes into a loan as long as the message; then it says DONE.
 func helperBenchEcho(t *testing.T) {
-	total := envInt(t, "SB_SHM_TOTAL")
+	total, echo := envInt(t, "SB_SHM_TOTAL"), envInt(t, "SB_SHM_ECHO")
 	r := openInheritedReader(t, 3, 5)
 	out, err := OpenWriter(4)
 	if err != nil {
@@ -215,7 +226,7 @@ func helperBenchEcho(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		copy(buf, m.Data)
+		copy(buf[:echo], m.Data)
 		r.Release()
 		if err := w.Send(len(buf)); err != nil {
 			t.Fatal(err)
