@@ -58,8 +58,9 @@ const (
 //	            on the subject the ring's users agree on (Writer.SendBare)
 //	bits 32–59  tag: the slot sequence s modulo 2^28
 //	bits 60–61  where the next record starts: 0 right after this one
-//	            (8-byte aligned), c > 0 at the next multiple of 16<<c
-//	            bytes from the slot's start (32, 64 or 128)
+//	            (8-byte aligned), 1 or 2 at the next multiple of 32 or
+//	            64 bytes from the slot's start; 3: nowhere, this is the
+//	            slot's last record
 //	bit     62  end: no more records in this slot (length zero)
 //	bit     63  valid: zero means "nothing here yet"
 //
@@ -72,6 +73,10 @@ const (
 // 32, and to 64 after one of at most 64 (a stream's messages are usually
 // of one size): small records never straddle two cache lines, so a reader
 // that keeps up with the writer takes one line per record, or per two.
+// A record after which another of its size would not fit is the slot's
+// last (class 3): readers go on to the next slot at once, and the writer
+// stores neither an end word nor "full", which would each take a line
+// from a reader once more.
 const (
 	// RecordHeaderSize is the size of the record word before a payload.
 	RecordHeaderSize = 8
@@ -101,15 +106,27 @@ func recordSpan(n uint64) uint64 { return RecordHeaderSize + (n+7)&^7 }
 
 // nextRecord returns where the record after the one at off starts, given
 // the record word: right after it, or aligned as the word's bits 60–61
-// say. It may exceed the slot: callers check it against the area.
-func nextRecord(off, word uint64) uint64 {
+// say; after the slot's last record (class 3), an offset where no record
+// fits within pack bytes (slotDone). It may exceed the slot: callers check
+// it against the area.
+func nextRecord(off, word, pack uint64) uint64 {
 	end := off + recordSpan(word&recLenMask)
-	if c := word >> recAlignShift & 3; c != 0 {
+	switch c := word >> recAlignShift & 3; c {
+	case 0:
+		return end
+	case classLast:
+		if pack >= RecordHeaderSize && pack-RecordHeaderSize > end {
+			return pack - RecordHeaderSize
+		}
+		return end
+	default:
 		a := uint64(16) << c
 		return (SlotOffRecords+end+a-1)&^(a-1) - SlotOffRecords
 	}
-	return end
 }
+
+// classLast marks a record word as its slot's last record (bits 60–61).
+const classLast = 3
 
 // placeNext returns the alignment class (bits 60–61) a writer gives the
 // record after an n-byte record at off, within limit bytes of records,

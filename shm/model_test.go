@@ -97,8 +97,8 @@ func (m *ringModel) commit(p []byte) {
 		}
 	}
 	m.off = next
-	if next+2*RecordHeaderSize > m.pack {
-		m.end() // not even an empty record fits: the slot ends now
+	if next+span+RecordHeaderSize > m.pack {
+		m.end() // no record of this size fits after it: the slot ends now
 	}
 }
 
@@ -230,6 +230,18 @@ func TestRingModel(t *testing.T) {
 			}
 			return any
 		}
+		// held reports whether a blocking reader holds up beginning the
+		// next slot, as blockers, for a writer that does not wait
+		// (Writer.beginAhead).
+		held := func() bool {
+			need := m.need(m.started)
+			for _, mr := range readers {
+				if mr.block && !mr.demoted && mr.position() < need {
+					return true
+				}
+			}
+			return false
+		}
 		// loan mirrors a Loan of n bytes that goes ahead.
 		loan := func(n int) {
 			if m.beginsSlot(n) {
@@ -328,6 +340,9 @@ func TestRingModel(t *testing.T) {
 		}
 		publish := func(p []byte) {
 			m.commit(p)
+			if !m.open && m.slots >= beginAheadSlots && !held() {
+				m.begin() // the slot ended at the commit: begun ahead
+			}
 			nbytes += uint64(len(p))
 			loaned = false
 		}

@@ -417,7 +417,7 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 		}
 		hi, l := word&recHiMask, word&recLenMask
 		if hi == r.hi {
-			next := nextRecord(r.off, word)
+			next := nextRecord(r.off, word, r.g.pack)
 			if !r.thisLap() {
 				r.leave() // begun again since: this record is going
 				tries++
@@ -595,7 +595,7 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 	base := slotBase + SlotOffRecords + int(off)
 	word := u64(r.mem, base).Load()
 	l := word & recLenMask
-	next := nextRecord(off, word)
+	next := nextRecord(off, word, r.g.pack)
 	if word&recHiMask != hi || next+RecordHeaderSize > r.g.area || l > r.g.size {
 		return nil, false
 	}
@@ -654,7 +654,7 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 			base := r.slotBase + SlotOffRecords + int(r.off)
 			word := u64(r.mem, base).Load()
 			l := word & recLenMask
-			if next := nextRecord(r.off, word); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && l <= r.g.size && r.thisLap() {
+			if next := nextRecord(r.off, word, r.g.pack); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && l <= r.g.size && r.thisLap() {
 				fast = true
 				seq = r.msg
 				r.off = next

@@ -275,36 +275,11 @@ func (w *Writer) anySleeping() bool {
 func (w *Writer) awaitReaders(ctx context.Context) error {
 	w.enter()
 	defer w.leave()
-	need, n := w.need(), w.g.slots
+	need := w.need()
 	var deadline time.Time
 	for {
-		s := w.readers.Load()
-		var blocker *tracked
-		safeMin, safeUntil := ^uint64(0), ^uint64(0)
-		for _, t := range s.list {
-			if !t.block || t.demoted.Load() {
-				continue
-			}
-			p := t.pos.Load()
-			if p > w.msgs {
-				// Not attached yet (NoPosition), sought ahead, or hostile:
-				// caught up, but look again within slots/8 slots. A reader
-				// attaches (or a hub sets its start) at a position no
-				// older than the ring's end of that moment, or one
-				// another blocking reader pins, so nothing it needs is
-				// overwritten meanwhile; looking at every slot costs a
-				// scan of every cursor per slot.
-				safeUntil = min(safeUntil, w.slot+max(1, n/8))
-				continue
-			}
-			if p < need {
-				blocker = t
-				break
-			}
-			safeMin = min(safeMin, p)
-		}
+		blocker := w.scanReaders(need)
 		if blocker == nil {
-			w.safeFor, w.safeMin, w.safeUntil = s, safeMin, safeUntil
 			return nil
 		}
 		if deadline.IsZero() {
@@ -315,6 +290,37 @@ func (w *Writer) awaitReaders(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// scanReaders returns a blocking reader of the current set that has not
+// reached message need, if there is one; if not, it records what it found,
+// so that mustAwait can skip the next checks (safeMin, safeUntil). Called
+// between enter and leave.
+func (w *Writer) scanReaders(need uint64) *tracked {
+	s, n := w.readers.Load(), w.g.slots
+	safeMin, safeUntil := ^uint64(0), ^uint64(0)
+	for _, t := range s.list {
+		if !t.block || t.demoted.Load() {
+			continue
+		}
+		p := t.pos.Load()
+		if p > w.msgs {
+			// Not attached yet (NoPosition), sought ahead, or hostile:
+			// caught up, but look again within slots/8 slots. A reader
+			// attaches (or a hub sets its start) at a position no older
+			// than the ring's end of that moment, or one another blocking
+			// reader pins, so nothing it needs is overwritten meanwhile;
+			// looking at every slot costs a scan of every cursor per slot.
+			safeUntil = min(safeUntil, w.slot+max(1, n/8))
+			continue
+		}
+		if p < need {
+			return t
+		}
+		safeMin = min(safeMin, p)
+	}
+	w.safeFor, w.safeMin, w.safeUntil = s, safeMin, safeUntil
+	return nil
 }
 
 // need returns the first message a blocking reader must have reached

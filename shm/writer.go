@@ -101,7 +101,7 @@ func (w *Writer) endLastSlot() {
 	off, n := uint64(0), uint64(0)
 	for {
 		word := u64(w.mem, base+SlotOffRecords+int(off)).Load()
-		next := nextRecord(off, word)
+		next := nextRecord(off, word, w.g.pack)
 		if word&recHiMask != recordHi(s) || next+RecordHeaderSize > w.g.area {
 			break
 		}
@@ -163,12 +163,18 @@ func (w *Writer) loan(ctx context.Context, n int) ([]byte, error) {
 	// by then (a reader has that line from the last lap).
 	w.loanClass, w.loanNext = placeNext(w.off, uint64(n), w.g.pack)
 	w.zeroed = ^uint64(0)
-	if w.loanNext+2*RecordHeaderSize <= w.g.pack {
+	if !w.lastAt(w.loanNext, uint64(n)) {
 		store64(w.mem, base+int(w.loanNext), 0)
 		w.zeroed = w.loanNext
 	}
 	p := base + int(w.off) + RecordHeaderSize
 	return w.mem[p : p+n : p+n], nil
+}
+
+// lastAt reports whether a record of n bytes whose next record would
+// start at next is its slot's last: one more of n bytes would not fit.
+func (w *Writer) lastAt(next, n uint64) bool {
+	return next+recordSpan(n)+RecordHeaderSize > w.g.pack
 }
 
 // nextSlot ends the slot the writer is in, if any, and begins the next.
@@ -187,6 +193,40 @@ func (w *Writer) nextSlot(ctx context.Context) error {
 			return err
 		}
 	}
+	w.begin()
+	return nil
+}
+
+// beginAheadSlots is the smallest ring whose writer begins the next slot
+// as soon as it ends one (beginAhead).
+const beginAheadSlots = 8
+
+// beginAhead begins the next slot right after a commit ended the last
+// one, unless a blocking reader may still need a message of the slot it
+// overwrites (then the next Loan begins it, after waiting). A reader that
+// keeps up goes on to that slot at once and polls its first line: begun
+// at the next Loan instead, the line would move from under the reader
+// twice (the slot's header, then the record). The cost: a reader lagging
+// by a whole ring loses its oldest slot one Commit earlier, which rings
+// of fewer than beginAheadSlots slots (large messages, where one cache
+// line is no matter) are spared.
+func (w *Writer) beginAhead() {
+	if w.g.slots < beginAheadSlots {
+		return
+	}
+	if w.mustAwait() {
+		w.enter()
+		blocked := w.scanReaders(w.need()) != nil
+		w.leave()
+		if blocked {
+			return
+		}
+	}
+	w.begin()
+}
+
+// begin begins slot w.slot, which is free of blocking readers' needs.
+func (w *Writer) begin() {
 	off := w.g.slotOff(w.slot)
 	// "Begun" first, so that a reader of the lap before sees the slot
 	// change before anything in it does. Swap, not Store, where stores may
@@ -203,7 +243,6 @@ func (w *Writer) nextSlot(ctx context.Context) error {
 	store64(w.mem, OffSlotSeq, w.slot+1)
 	w.off = 0
 	w.open = true
-	return nil
 }
 
 // Commit publishes the first n bytes of the loan without waking sleeping
@@ -231,7 +270,6 @@ func (w *Writer) commit(n int, flags uint64) error {
 	if uint64(n) != w.loanSize {
 		class, next = placeNext(w.off, uint64(n), w.g.pack)
 	}
-	word := recordHi(w.slot) | class<<recAlignShift | flags | uint64(n)
 	// The word where the next record starts says "nothing yet" before
 	// this record's word says "here": a reader that takes this record
 	// never finds an older lap's record after it. If not even an empty
@@ -239,6 +277,14 @@ func (w *Writer) commit(n int, flags uint64) error {
 	// with no word: readers apply the same rule (slotDone) and go on to
 	// the next slot without a line to fetch or a loan to wait for.
 	full := next+2*RecordHeaderSize > w.g.pack
+	if !full && w.lastAt(next, uint64(n)) {
+		// The slot's last record: another of its size would not fit
+		// after it (a stream's are usually of one size). It ends the
+		// slot now, which spares readers the end word's line and a look
+		// at the slot word before they go on.
+		class, full = classLast, true
+	}
+	word := recordHi(w.slot) | class<<recAlignShift | flags | uint64(n)
 	if !full && next != w.zeroed {
 		store64(w.mem, base+int(next), 0) // a shorter send than the loan
 	}
@@ -263,6 +309,7 @@ func (w *Writer) commit(n int, flags uint64) error {
 		// from a reader once more, and readers go by slotDone here.
 		w.open = false
 		w.slot++
+		w.beginAhead()
 	}
 	return nil
 }
