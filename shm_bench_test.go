@@ -188,3 +188,46 @@ func BenchmarkShmPublishOnly16B(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShmStreamBatch16B: one-way 16 B stream read in place with
+// NextViews, up to 256 messages a call, as bench shm's stream: the
+// publisher and the reader are goroutines of one process here, so one CPU
+// profile shows both sides.
+func BenchmarkShmStreamBatch16B(b *testing.B) {
+	sh := startShmHubB(b)
+	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	ctx := context.Background()
+	sub, _ := s.SubscribeSync("bench.batch")
+	s.Flush(ctx)
+	p.Publish("bench.batch", []byte("warm"))
+	p.Flush(ctx)
+	if v, err := sub.NextView(ctx); err != nil {
+		b.Fatal(err)
+	} else {
+		v.Release()
+	}
+	for switchboard.ShmWriting(p) == 0 {
+		runtime.Gosched()
+	}
+	done := make(chan int)
+	go func() {
+		n := 0
+		count := func(*switchboard.View) { n++ }
+		for n < b.N {
+			if _, err := sub.NextViews(ctx, 256, count); err != nil {
+				break
+			}
+		}
+		done <- n
+	}()
+	buf := make([]byte, 16)
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Publish("bench.batch", buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if n := <-done; n != b.N {
+		b.Fatalf("read %d of %d", n, b.N)
+	}
+}

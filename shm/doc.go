@@ -56,17 +56,22 @@
 // ends that slot and begins the next (2s+1 into its sequence word, the
 // message's number into its header). It stores zero where the record
 // after this one will start, writes the payload, then stores the record
-// word: the commit. It updates the counters, increments the futex word
-// and issues FUTEX_WAKE: on every [Writer.Send] for a writer that does not
-// track its readers (one syscall, see BenchmarkPublish16B against
-// BenchmarkPublish16BNoWake), only when a reader's cursor says it sleeps
-// for one that does (below). [Writer.Commit] plus one [Writer.Wake] per
-// batch amortises the wake-up.
+// word: the commit. It updates the counters. A record after which another
+// of its size would not fit ends its slot (it is marked the slot's last);
+// in a ring of 8 slots or more the writer then begins the next slot at
+// once, unless a blocking reader still needs a message that beginning it
+// overwrites. It increments the futex word and issues FUTEX_WAKE: on
+// every [Writer.Send] for a writer that does not track its readers (one
+// syscall, see BenchmarkPublish16B against BenchmarkPublish16BNoWake),
+// only when a reader's cursor says it sleeps for one that does (below).
+// [Writer.Commit] plus one [Writer.Wake] per batch amortises the wake-up.
 //
 // # Reading
 //
 // A reader loads the record word at its place. A word with its slot's tag
-// is the next message; the end word sends it to the next slot; anything
+// is the next message (the last of its slot if it says so: the reader
+// goes on to the next slot after it); the end word sends it to the next
+// slot; anything
 // else sends it to the slot sequence word: begun means nothing new yet,
 // full with no record means corruption (counted, the slot is skipped,
 // [ErrCorrupt]), a later lap means the reader was overtaken: it goes on

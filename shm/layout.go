@@ -73,10 +73,12 @@ const (
 // 32, and to 64 after one of at most 64 (a stream's messages are usually
 // of one size): small records never straddle two cache lines, so a reader
 // that keeps up with the writer takes one line per record, or per two.
-// A record after which another of its size would not fit is the slot's
-// last (class 3): readers go on to the next slot at once, and the writer
-// stores neither an end word nor "full", which would each take a line
-// from a reader once more.
+// A record after which another of its size would not fit (but an empty
+// one would) is marked the slot's last (class 3); one after which not
+// even an empty record fits (a large message) is the last by arithmetic
+// alone. Either way readers go on to the next slot at once, and the
+// writer stores neither an end word nor "full", which would each take a
+// line from a reader once more.
 const (
 	// RecordHeaderSize is the size of the record word before a payload.
 	RecordHeaderSize = 8

@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -98,17 +99,24 @@ func procStream(b *testing.B, slots, size, msg int) {
 // run: the floor under any shared-memory transport, which bench shm
 // reports as baseline_rtt_p50_ns. It reports the medians and their ratio,
 // the ring's share of the client API's round trip.
-func BenchmarkProcPingPong16B(b *testing.B) { procPingPong(b, 64, 64, 16) }
+func BenchmarkProcPingPong16B(b *testing.B) { procPingPong(b, 64, 64, 16, false) }
+
+// BenchmarkProcPingPongSpin16B is BenchmarkProcPingPong16B with both
+// sides spinning on TakeNext instead of waiting in Next: the ring's own
+// round trip, without Next's spin, sleep and Msg machinery, which the
+// client does not use either (it takes with TakeNext).
+func BenchmarkProcPingPongSpin16B(b *testing.B) { procPingPong(b, 64, 64, 16, true) }
 
 // BenchmarkProcPingPong4MiB is BenchmarkProcPingPong16B with 4 MiB
 // messages in rings of 4 slots, zero-copy as bench shm's large round
 // trip: each side writes the first 8 bytes of its loan (the echo copies
 // those) and sends the whole slot.
-func BenchmarkProcPingPong4MiB(b *testing.B) { procPingPong(b, 4, 4<<20+1024, 4<<20) }
+func BenchmarkProcPingPong4MiB(b *testing.B) { procPingPong(b, 4, 4<<20+1024, 4<<20, false) }
 
 // procPingPong measures round trips of msg-byte messages through two rings
-// of slots slots of size bytes; see BenchmarkProcPingPong16B.
-func procPingPong(b *testing.B, slots, size, msg int) {
+// of slots slots of size bytes, read with Next or, with spin, by spinning
+// on TakeNext; see BenchmarkProcPingPong16B.
+func procPingPong(b *testing.B, slots, size, msg int, spin bool) {
 	base, err := spinbase.Run(context.Background(), 100_000)
 	if err != nil {
 		b.Fatal(err)
@@ -146,7 +154,7 @@ func procPingPong(b *testing.B, slots, size, msg int) {
 	}
 	defer r.AttachCursor(nil)
 	const warm = 2000
-	c := startChild(b, "echo", "bench-echo", []string{"SB_SHM_TOTAL=" + strconv.Itoa(warm+b.N), "SB_SHM_ECHO=" + strconv.Itoa(min(msg, 16))},
+	c := startChild(b, "echo", "bench-echo", []string{"SB_SHM_TOTAL=" + strconv.Itoa(warm+b.N), "SB_SHM_ECHO=" + strconv.Itoa(min(msg, 16)), "SB_SHM_SPIN=" + strconv.FormatBool(spin)},
 		ping.Fd(), pong.Fd(), echoCur.Fd(), ownCur.Fd())
 	c.expect(b, "READY", 30*time.Second)
 	if err := w.AddReader(1, echoCur, true); err != nil {
@@ -166,11 +174,11 @@ func procPingPong(b *testing.B, slots, size, msg int) {
 		if err := w.Send(msg); err != nil {
 			b.Fatal(err)
 		}
-		m, err := r.Next(ctx)
+		data, err := nextOrSpin(ctx, r, spin)
 		if err != nil {
 			b.Fatalf("round trip %d: %v\n%s", i, err, c.output())
 		}
-		got, size := binary.LittleEndian.Uint64(m.Data), len(m.Data)
+		got, size := binary.LittleEndian.Uint64(data), len(data)
 		ok := r.Release()
 		d := time.Since(t0)
 		if got != uint64(i) || size != msg || !ok {
@@ -197,6 +205,7 @@ func procPingPong(b *testing.B, slots, size, msg int) {
 // bytes into a loan as long as the message; then it says DONE.
 func helperBenchEcho(t *testing.T) {
 	total, echo := envInt(t, "SB_SHM_TOTAL"), envInt(t, "SB_SHM_ECHO")
+	spin := os.Getenv("SB_SHM_SPIN") == "true"
 	r := openInheritedReader(t, 3, 5)
 	out, err := OpenWriter(4)
 	if err != nil {
@@ -218,15 +227,15 @@ func helperBenchEcho(t *testing.T) {
 	fmt.Println("READY")
 	ctx := context.Background()
 	for range total {
-		m, err := r.Next(ctx)
+		data, err := nextOrSpin(ctx, r, spin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf, err := w.Loan(len(m.Data))
+		buf, err := w.Loan(len(data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		copy(buf[:echo], m.Data)
+		copy(buf[:echo], data)
 		r.Release()
 		if err := w.Send(len(buf)); err != nil {
 			t.Fatal(err)
@@ -396,4 +405,29 @@ func helperPackedReader(t *testing.T) {
 		}
 	}
 	fmt.Println("DONE")
+}
+
+// nextOrSpin returns the next message's data: from Next, or, with spin,
+// from TakeNext called until it has one (TryNext for what TakeNext leaves
+// to it: the first message after the reader landed, a missed one).
+func nextOrSpin(ctx context.Context, r *Reader, spin bool) ([]byte, error) {
+	if !spin {
+		m, err := r.Next(ctx)
+		return m.Data, err
+	}
+	for i := 1; ; i++ {
+		if data, ok := r.TakeNext(); ok {
+			return data, nil
+		}
+		if i%64 == 0 {
+			if m, err := r.TryNext(); err == nil {
+				return m.Data, nil
+			} else if err != ErrEmpty {
+				return nil, err
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
 }

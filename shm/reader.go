@@ -146,7 +146,11 @@ func (r *Reader) Cursor() *Cursor { return r.cur }
 //
 // The reader goes to the newest slot whose first message is seq or older
 // and passes over the messages before seq as it reads; its cursor position
-// says seq from now on.
+// says seq from now on. A slot with no record yet does not count (its
+// header's number is only trusted once a record follows it), so a Seek to
+// the end, when the writer has begun its next slot ahead, goes to the
+// slot before and passes over that slot's records (at most PackBytes of
+// them) on its first read.
 func (r *Reader) Seek(seq uint64) {
 	r.Release()
 	r.msg, r.free = seq, false
@@ -508,8 +512,9 @@ func (r *Reader) poll() (m Msg, corrupt, ok bool) {
 func (r *Reader) passingOver() bool { return !r.free && (r.resync || r.at < r.msg) }
 
 // slotDone reports whether the reader took its slot's last record: one
-// after which not even an empty record fits within the packing limit.
-// The writer ends such a slot at that record, with no end word.
+// marked so (class 3, which nextRecord turns into an offset past the
+// packing limit) or one after which not even an empty record fits within
+// it. The writer ends such a slot at that record, with no end word.
 func (r *Reader) slotDone() bool { return r.off+2*RecordHeaderSize > r.g.pack }
 
 // thisLap reports whether the reader's slot still holds the reader's lap
@@ -584,8 +589,8 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 	}
 	slot, slotBase, hi, off := r.slot, r.slotBase, r.hi, r.off
 	if r.slotDone() {
-		// The last record of its slot was taken (a large message's):
-		// the next one is at the start of the next slot.
+		// The last record of its slot was taken: the next one is at
+		// the start of the next slot.
 		if !r.thisLap() {
 			return nil, false
 		}

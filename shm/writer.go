@@ -133,8 +133,10 @@ func (w *Writer) Seq() uint64 { return w.msgs }
 // room at the same place if the new size fits there.
 //
 // The room is in the slot the writer is in if the record fits within the
-// slot's first PackBytes; otherwise Loan ends that slot and begins the
-// next one, whose messages of a lap ago are gone from then on. If a
+// slot's first PackBytes (and the slot did not end at its last record,
+// see Commit); otherwise Loan ends that slot and begins the next one,
+// unless Commit began it already, whose messages of a lap ago are gone
+// from then on. If a
 // blocking reader (AddReader) has not finished that slot, Loan first waits
 // for it, for at most the block timeout; a reader that does not advance
 // in time is demoted to drop and Loan goes on.
@@ -248,6 +250,12 @@ func (w *Writer) begin() {
 // Commit publishes the first n bytes of the loan without waking sleeping
 // readers; call Wake after a batch. n may not exceed the size passed to
 // Loan.
+//
+// A record after which another of its size would not fit ends its slot.
+// In a ring of 8 slots or more, Commit then begins the next slot at once
+// (unless a blocking reader still needs a message of the lap it
+// overwrites): the oldest slot's messages are gone from then on, and
+// views into them are torn.
 func (w *Writer) Commit(n int) error { return w.commit(n, 0) }
 
 // CommitBare is Commit for a message whose payload is its data alone,
