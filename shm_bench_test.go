@@ -119,21 +119,8 @@ func benchStream(b *testing.B, o *switchboard.Options) {
 // BenchmarkShmStreamView16B: one-way 16 B stream read in place with
 // NextView.
 func BenchmarkShmStreamView16B(b *testing.B) {
-	sh := startShmHubB(b)
-	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	p, sub := streamPair(b, "bench.view")
 	ctx := context.Background()
-	sub, _ := s.SubscribeSync("bench.view")
-	s.Flush(ctx)
-	p.Publish("bench.view", []byte("warm"))
-	p.Flush(ctx)
-	if v, err := sub.NextView(ctx); err != nil {
-		b.Fatal(err)
-	} else {
-		v.Release()
-	}
-	for switchboard.ShmWriting(p) == 0 {
-		runtime.Gosched()
-	}
 	done := make(chan int)
 	go func() {
 		n := 0
@@ -194,21 +181,8 @@ func BenchmarkShmPublishOnly16B(b *testing.B) {
 // publisher and the reader are goroutines of one process here, so one CPU
 // profile shows both sides.
 func BenchmarkShmStreamBatch16B(b *testing.B) {
-	sh := startShmHubB(b)
-	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	p, sub := streamPair(b, "bench.batch")
 	ctx := context.Background()
-	sub, _ := s.SubscribeSync("bench.batch")
-	s.Flush(ctx)
-	p.Publish("bench.batch", []byte("warm"))
-	p.Flush(ctx)
-	if v, err := sub.NextView(ctx); err != nil {
-		b.Fatal(err)
-	} else {
-		v.Release()
-	}
-	for switchboard.ShmWriting(p) == 0 {
-		runtime.Gosched()
-	}
 	done := make(chan int)
 	go func() {
 		n := 0
@@ -230,4 +204,26 @@ func BenchmarkShmStreamBatch16B(b *testing.B) {
 	if n := <-done; n != b.N {
 		b.Fatalf("read %d of %d", n, b.N)
 	}
+}
+
+// streamPair connects a publisher and a SubscribeSync subscriber of subj
+// to a new hub, and returns once a message went through and the
+// publisher has its ring.
+func streamPair(b *testing.B, subj string) (*switchboard.Conn, *switchboard.Subscription) {
+	sh := startShmHubB(b)
+	p, s := connB(b, sh.unix, nil), connB(b, sh.unix, nil)
+	ctx := context.Background()
+	sub, _ := s.SubscribeSync(subj)
+	s.Flush(ctx)
+	p.Publish(subj, []byte("warm"))
+	p.Flush(ctx)
+	if v, err := sub.NextView(ctx); err != nil {
+		b.Fatal(err)
+	} else {
+		v.Release()
+	}
+	for switchboard.ShmWriting(p) == 0 {
+		runtime.Gosched()
+	}
+	return p, sub
 }

@@ -13,15 +13,7 @@ import (
 // after waiting, as without beginning ahead. Here each 64 B message
 // fills a slot of a ring of 8, and the blocking reader reads only one.
 func TestBeginAheadSparesBlockingReader(t *testing.T) {
-	mem := newRing(t, beginAheadSlots, 64)
-	w, err := NewWriter(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewReader(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, w, r := newRingPair(t, beginAheadSlots, 64)
 	c := memCursor(t)
 	if err := r.AttachCursor(c); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,22 @@ type fataler interface {
 	Fatal(args ...any)
 }
 
+// newRingPair returns a new in-memory ring with its writer and one
+// reader.
+func newRingPair(t fataler, slots, size int) ([]byte, *Writer, *Reader) {
+	t.Helper()
+	mem := newRing(t, slots, size)
+	w, err := NewWriter(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReader(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mem, w, r
+}
+
 func newRing(t fataler, slots, size int) []byte {
 	t.Helper()
 	n, err := Size(slots, size)

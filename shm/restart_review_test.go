@@ -13,15 +13,7 @@ import (
 //
 // A review of layout version 2 found this; the test guards the fix.
 func TestReviewRestartNumbering(t *testing.T) {
-	mem := newRing(t, 8, 256)
-	w, err := NewWriter(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewReader(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, w, r := newRingPair(t, 8, 256)
 	var p [8]byte
 	for i := range uint64(3) {
 		binary.LittleEndian.PutUint64(p[:], i)

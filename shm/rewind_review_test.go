@@ -14,15 +14,7 @@ import (
 //
 // A review of layout version 2 found this; the test guards the fix.
 func TestReviewRewindMissedHuge(t *testing.T) {
-	mem := newRing(t, 4, 16)
-	w, err := NewWriter(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewReader(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem, w, r := newRingPair(t, 4, 16)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Go(func() {

@@ -10,15 +10,7 @@ import "testing"
 //
 // A review of layout version 2 found this; the test guards the fix.
 func TestReviewSeekAheadClosedEarly(t *testing.T) {
-	mem := newRing(t, 64, 16) // one 16-byte message per slot
-	w, err := NewWriter(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := NewReader(mem)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w, r := newRingPair(t, 64, 16) // one 16-byte message per slot
 	r.Seek(20)
 	p := make([]byte, 16)
 	for range 30 {
