@@ -127,6 +127,12 @@ func nextRecord(off, word, pack uint64) uint64 {
 	}
 }
 
+// doneAt reports whether a slot whose next record would start at off is
+// done: not even an empty record fits there within the packing limit.
+// Writer and readers go by the same rule; the writer ends such a slot
+// with no end word.
+func (g geometry) doneAt(off uint64) bool { return off+2*RecordHeaderSize > g.pack }
+
 // classLast marks a record word as its slot's last record (bits 60–61).
 const classLast = 3
 

@@ -515,7 +515,7 @@ func (r *Reader) passingOver() bool { return !r.free && (r.resync || r.at < r.ms
 // marked so (class 3, which nextRecord turns into an offset past the
 // packing limit) or one after which not even an empty record fits within
 // it. The writer ends such a slot at that record, with no end word.
-func (r *Reader) slotDone() bool { return r.off+2*RecordHeaderSize > r.g.pack }
+func (r *Reader) slotDone() bool { return r.g.doneAt(r.off) }
 
 // thisLap reports whether the reader's slot still holds the reader's lap
 // (begun or full): a record word of this lap read before it is not going
@@ -587,7 +587,7 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 	if r.held || r.pending != 0 || r.resync || r.at != r.msg {
 		return nil, false
 	}
-	slot, slotBase, hi, off := r.slot, r.slotBase, r.hi, r.off
+	slot, slotBase, off := r.slot, r.slotBase, r.off
 	if r.slotDone() {
 		// The last record of its slot was taken: the next one is at
 		// the start of the next slot.
@@ -595,12 +595,27 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 			return nil, false
 		}
 		slot++
-		slotBase, hi, off = r.g.slotOff(slot), recordHi(slot), 0
+		slotBase, off = r.g.slotOff(slot), 0
 	}
+	data, ok := r.takeAt(slot, slotBase, off)
+	if ok {
+		r.syncPos()
+	}
+	return data, ok
+}
+
+// takeAt takes the record at off in slot sequence slot (whose slot starts
+// at slotBase) as the next message, if it is one of that slot's lap that
+// fits the slot and the slot was not begun again: it moves the reader
+// past it and holds its view. Otherwise it reports false and changes
+// nothing. TakeNext's and Poll's common case; the caller checked that the
+// record is the message the reader wants (nothing missed, no resync).
+func (r *Reader) takeAt(slot uint64, slotBase int, off uint64) ([]byte, bool) {
 	base := slotBase + SlotOffRecords + int(off)
 	word := u64(r.mem, base).Load()
 	l := word & recLenMask
 	next := nextRecord(off, word, r.g.pack)
+	hi := recordHi(slot)
 	if word&recHiMask != hi || next+RecordHeaderSize > r.g.area || l > r.g.size {
 		return nil, false
 	}
@@ -615,7 +630,6 @@ func (r *Reader) TakeNext() ([]byte, bool) {
 	r.held = true
 	r.bare = word&recBare != 0
 	r.stats.Read++
-	r.syncPos()
 	p := base + RecordHeaderSize
 	return r.mem[p : p+int(l) : p+int(l)], true
 }
@@ -656,21 +670,8 @@ func (r *Reader) Poll(max int, fn func(data []byte, seq, missed uint64) bool) (n
 			r.enter(r.slot + 1) // as in TakeNext
 		}
 		if r.pending == 0 && !r.resync && r.at == r.msg && !r.slotDone() {
-			base := r.slotBase + SlotOffRecords + int(r.off)
-			word := u64(r.mem, base).Load()
-			l := word & recLenMask
-			if next := nextRecord(r.off, word, r.g.pack); word&recHiMask == r.hi && next+RecordHeaderSize <= r.g.area && l <= r.g.size && r.thisLap() {
-				fast = true
-				seq = r.msg
-				r.off = next
-				r.at++
-				r.msg++
-				r.held = true
-				r.bare = word&recBare != 0
-				r.stats.Read++
-				p := base + RecordHeaderSize
-				data = r.mem[p : p+int(l) : p+int(l)]
-			}
+			seq = r.msg
+			data, fast = r.takeAt(r.slot, r.slotBase, r.off)
 		}
 		if !fast {
 			m, corrupt, ok := r.poll()

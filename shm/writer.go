@@ -111,7 +111,7 @@ func (w *Writer) endLastSlot() {
 		}
 		n++
 		off = next
-		if off+2*RecordHeaderSize > w.g.pack {
+		if w.g.doneAt(off) {
 			return // the slot is done after this record: no end word
 		}
 	}
@@ -136,10 +136,9 @@ func (w *Writer) Seq() uint64 { return w.msgs }
 // slot's first PackBytes (and the slot did not end at its last record,
 // see Commit); otherwise Loan ends that slot and begins the next one,
 // unless Commit began it already, whose messages of a lap ago are gone
-// from then on. If a
-// blocking reader (AddReader) has not finished that slot, Loan first waits
-// for it, for at most the block timeout; a reader that does not advance
-// in time is demoted to drop and Loan goes on.
+// from then on. If a blocking reader (AddReader) has not finished that
+// slot, Loan first waits for it, for at most the block timeout; a reader
+// that does not advance in time is demoted to drop and Loan goes on.
 func (w *Writer) Loan(n int) ([]byte, error) { return w.loan(nil, n) }
 
 // LoanCtx is Loan, except that a wait for a blocking reader also ends when
@@ -284,7 +283,7 @@ func (w *Writer) commit(n int, flags uint64) error {
 	// record fits after this one (a large message), the slot ends now,
 	// with no word: readers apply the same rule (slotDone) and go on to
 	// the next slot without a line to fetch or a loan to wait for.
-	full := next+2*RecordHeaderSize > w.g.pack
+	full := w.g.doneAt(next)
 	if !full && w.lastAt(next, uint64(n)) {
 		// The slot's last record: another of its size would not fit
 		// after it (a stream's are usually of one size). It ends the
